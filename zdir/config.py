@@ -1,0 +1,129 @@
+"""Flags and environment variables of the three commands; every default is named here once."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any, Callable, List, Mapping, Optional, Sequence
+
+from . import __version__
+from .errors import UsageError
+
+# -- defaults (shown in --help, documented in README.md) ---------------------------------------
+SERVER_A_BIND = "tcp://127.0.0.1:5555"
+SERVER_B_BIND = "tcp://127.0.0.1:5556"
+SERVER_A_UPSTREAMS = (SERVER_B_BIND,)
+DEFAULT_SERVER = SERVER_A_BIND
+
+CLIENT_TIMEOUT = 5.0  # seconds per attempt
+CLIENT_RETRIES = 2  # so a dead server is reported within about 5 x 3 = 15 s
+# A's whole wait on its upstreams (1.5 x 2 attempts + backoff, about 3 s) sits well
+# inside the client's 5 s attempt, so a dead B yields a partial answer, never a timeout.
+UPSTREAM_TIMEOUT = 1.5
+UPSTREAM_RETRIES = 1
+WORKERS = 4
+MAX_PENDING = 64  # requests waiting for a worker before the server answers "busy"
+MAX_REQUEST_BYTES = 64 * 1024  # ZMQ_MAXMSGSIZE on the listening socket
+LOG_LEVEL = "INFO"
+
+ENV_PREFIX = "ZDIR_"
+
+
+def env_name(flag: str) -> str:
+    return ENV_PREFIX + flag.lstrip("-").replace("-", "_").upper()
+
+
+class Flags:
+    """An argparse parser whose flags also read ZDIR_* variables (the flag wins)."""
+
+    def __init__(self, prog: str, description: str, epilog: str = "",
+                 environ: Optional[Mapping[str, str]] = None) -> None:
+        self.environ = os.environ if environ is None else environ
+        self._many_defaults: dict = {}  # repeatable flags: argparse would append to a default
+        self.parser = argparse.ArgumentParser(
+            prog=prog,
+            description=description,
+            epilog=epilog,
+            add_help=False,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        self.parser.add_argument("--help", action="help", help="show this help and exit")
+        self.parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+
+    def add(self, *names: str, default: Any = None, type: Callable[[str], Any] = str,
+            help: str = "", env: bool = True, many: bool = False, **kwargs: Any) -> None:
+        """Add a flag; with ``env`` its default comes from ZDIR_<FLAG> when that is set."""
+        flag = next(n for n in names if n.startswith("--"))
+        var = env_name(flag)
+        shown = ", ".join(default) if many and default else default
+        notes = []
+        if shown not in (None, "", False):
+            notes.append(f"default: {shown}")
+        if env:
+            notes.append(f"env {var}")
+        text = f"{help} ({'; '.join(notes)})" if notes else help
+        if env and var in self.environ:
+            raw = self.environ[var]
+            try:
+                default = [type(v) for v in split_list(raw)] if many else type(raw)
+            except (ValueError, argparse.ArgumentTypeError) as exc:
+                raise UsageError(f"{var}={raw!r}: {exc}") from None
+        if many:
+            kwargs.setdefault("action", "append")
+            self.parser.add_argument(*names, default=None, type=type, help=text, **kwargs)
+            self._many_defaults[kwargs.get("dest") or flag.lstrip("-").replace("-", "_")] = (
+                list(default or [])
+            )
+        else:
+            self.parser.add_argument(*names, default=default, type=type, help=text, **kwargs)
+
+    def switch(self, *names: str, help: str) -> None:
+        """A boolean flag (no environment variable: they change one run, not a deployment)."""
+        self.parser.add_argument(*names, action="store_true", help=help)
+
+    def parse(self, argv: Optional[Sequence[str]]) -> argparse.Namespace:
+        """Parse; argparse's own exit on a bad flag becomes UsageError (exit 2)."""
+        try:
+            args = self.parser.parse_args(argv)
+        except SystemExit as exc:
+            if exc.code in (0, None):
+                raise
+            raise UsageError("see --help") from None
+        for dest, default in self._many_defaults.items():
+            if getattr(args, dest) is None:
+                setattr(args, dest, default)
+        return args
+
+
+def split_list(raw: str) -> List[str]:
+    """Several values in one variable, separated by commas or white space."""
+    return [part for part in raw.replace(",", " ").split() if part]
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
+    return value
+
+
+def endpoint(text: str) -> str:
+    """A ZeroMQ endpoint such as tcp://host:port; '*' as the port picks a free one."""
+    transport, sep, address = text.partition("://")
+    if not sep or not transport or not address:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an endpoint like tcp://host:port")
+    return text

@@ -1,0 +1,377 @@
+"""Portable directory listing confined to a root: os.scandir, never a subprocess.
+
+Knows nothing of sockets. A client's path is split and checked as text first
+(``split_path``), then resolved one component at a time inside the root with every
+symlink expanded by hand and checked (``resolve``), then opened with directory file
+descriptors and ``O_NOFOLLOW`` where the platform has them, so a directory swapped
+for a symlink between the check and the listing is refused, never followed.
+Entries come out in column chunks (``protocol.Chunk``) so that no caller needs a
+whole huge listing in memory.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import ntpath
+import os
+import stat as stat_module
+from typing import Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
+
+from .errors import ListingError
+from .protocol import Chunk, ErrorCode, name_to_wire
+
+DEFAULT_CHUNK_ENTRIES = 10_000
+DEFAULT_MAX_ENTRIES = 2_000_000
+DEFAULT_MAX_DEPTH = 64
+MAX_SYMLINK_HOPS = 40
+
+ON_WINDOWS = os.name == "nt"
+# Directory file descriptors let us open each step relative to the last with
+# O_NOFOLLOW, closing the window between checking a path and listing it.
+USE_DIR_FD = (
+    os.open in os.supports_dir_fd
+    and os.scandir in os.supports_fd
+    and hasattr(os, "O_NOFOLLOW")
+    and hasattr(os, "O_DIRECTORY")
+)
+_OPEN_DIR_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_DIRECTORY", 0)
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
+
+PathArg = Union[str, bytes]
+
+
+class Options(NamedTuple):
+    """What to list and how much of it; limits are the server's, not the client's."""
+
+    all: bool = False
+    stat: bool = True
+    recursive: bool = False
+    max_depth: Optional[int] = None
+    glob: Tuple[str, ...] = ()
+    exclude: Tuple[str, ...] = ()
+    chunk_entries: int = DEFAULT_CHUNK_ENTRIES
+    max_entries: int = DEFAULT_MAX_ENTRIES
+    depth_limit: int = DEFAULT_MAX_DEPTH
+
+
+def refuse(code: ErrorCode, message: str) -> ListingError:
+    return ListingError(message, code=code)
+
+
+def split_path(path: PathArg) -> List[str]:
+    """Check a client path as text and return its components, '.' and '..' folded.
+
+    Nothing is decoded: '%2e%2e' is a literal name, not '..'.
+    """
+    if isinstance(path, bytes):
+        try:
+            path = os.fsdecode(path) if not ON_WINDOWS else path.decode("utf-8")
+        except UnicodeDecodeError:
+            raise refuse(ErrorCode.BAD_PATH, "path is not valid UTF-8") from None
+    if "\x00" in path:
+        raise refuse(ErrorCode.BAD_PATH, "path contains a NUL byte")
+    if path.startswith(("/", "\\")) or ntpath.splitdrive(path)[0]:
+        raise refuse(
+            ErrorCode.BAD_PATH, "absolute paths are refused: PATH is relative to each root"
+        )
+    separators = "/\\" if ON_WINDOWS else "/"
+    for separator in separators[1:]:
+        path = path.replace(separator, "/")
+    parts: List[str] = []
+    for part in path.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not parts:
+                raise refuse(ErrorCode.BAD_PATH, "'..' climbs out of the root")
+            parts.pop()
+            continue
+        if ON_WINDOWS and ":" in part:
+            raise refuse(ErrorCode.BAD_PATH, "':' is not allowed in a path on this server")
+        parts.append(part)
+    return parts
+
+
+def _inside(path: str, root: str) -> bool:
+    try:
+        return os.path.commonpath([path, root]) == root
+    except ValueError:  # different drives on Windows
+        return False
+
+
+def resolve(root: str, parts: Sequence[str]) -> List[str]:
+    """Expand every symlink on the way, by hand, and refuse to step outside ``root``.
+
+    ``root`` must already be a real (symlink-free, absolute) path. Returns the
+    components of the target relative to the root, none of them a symlink.
+    """
+    todo = list(reversed(parts))
+    done: List[str] = []
+    hops = 0
+    while todo:
+        part = todo.pop()
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not done:
+                raise refuse(ErrorCode.OUTSIDE_ROOT, "a symlink on the path leads out of the root")
+            done.pop()
+            continue
+        candidate = os.path.join(root, *done, part)
+        info = _lstat(candidate)
+        if not stat_module.S_ISLNK(info.st_mode):
+            if todo and not stat_module.S_ISDIR(info.st_mode):
+                raise refuse(ErrorCode.NOT_A_DIRECTORY, f"'{part}' is not a directory")
+            done.append(part)
+            continue
+        hops += 1
+        if hops > MAX_SYMLINK_HOPS:
+            raise refuse(ErrorCode.SYMLINK_LOOP, "too many levels of symbolic links")
+        target = os.readlink(candidate)
+        if os.path.isabs(target) or ntpath.splitdrive(target)[0]:
+            target = os.path.normpath(target)
+            if not _inside(target, root):
+                raise refuse(ErrorCode.OUTSIDE_ROOT, "a symlink on the path leads out of the root")
+            done = []
+            target = os.path.relpath(target, root)
+        todo.extend(reversed(target.replace("\\", "/").split("/")))
+    return done
+
+
+def _refusal(exc: OSError, name: str = "") -> ListingError:
+    """The protocol's word for an OSError met while resolving or opening the path."""
+    where = f"'{name}': " if name else ""
+    if isinstance(exc, FileNotFoundError):
+        return refuse(ErrorCode.NOT_FOUND, f"{where}no such file or directory")
+    if isinstance(exc, NotADirectoryError):
+        return refuse(ErrorCode.NOT_A_DIRECTORY, f"{where}not a directory")
+    if isinstance(exc, PermissionError):
+        return refuse(ErrorCode.PERMISSION_DENIED, f"{where}permission denied")
+    return refuse(ErrorCode.BAD_PATH, f"{where}{exc.strerror or exc}")
+
+
+def _lstat(path: str) -> os.stat_result:
+    try:
+        return os.lstat(path)
+    except OSError as exc:
+        raise _refusal(exc) from None
+
+
+def _open_confined(root: str, parts: Sequence[str]) -> int:
+    """Open the resolved directory step by step; a symlink appearing on the way is refused."""
+    fd = os.open(root, _OPEN_DIR_FLAGS)
+    try:
+        for part in parts:
+            next_fd = _open_step(part, fd)
+            os.close(fd)
+            fd = next_fd
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _open_step(name: str, dir_fd: int) -> int:
+    try:
+        return os.open(name, _OPEN_DIR_FLAGS, dir_fd=dir_fd)
+    except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:
+        raise _refusal(exc, name) from None
+    except OSError as exc:  # ELOOP: the component became a symlink after it was checked
+        raise refuse(
+            ErrorCode.OUTSIDE_ROOT, f"'{name}' changed into a symlink while being opened"
+        ) from exc
+
+
+class DirListing:
+    """The listing of one directory (or tree) under a root, produced chunk by chunk.
+
+    Construction resolves and opens the directory, raising ``ListingError`` with a
+    protocol code; iterating yields ``Chunk``s. After iteration, ``entries``,
+    ``truncated`` and ``warning`` (the first problem met below the top) are set.
+    """
+
+    def __init__(self, root: str, path: PathArg, options: Options = Options()) -> None:
+        self.root = root
+        self.options = options
+        self.entries = 0
+        self.truncated = False
+        self.warning: Optional[ListingError] = None
+        parts = resolve(root, split_path(path))
+        full = os.path.join(root, *parts)
+        if not _inside(os.path.realpath(full), root):  # second check: junctions, races
+            raise refuse(ErrorCode.OUTSIDE_ROOT, "the path resolves outside the root")
+        self._fd: Optional[int] = None
+        self._path = full
+        if USE_DIR_FD:
+            self._fd = _open_confined(root, parts)
+        elif not os.path.isdir(full):
+            raise refuse(ErrorCode.NOT_A_DIRECTORY, "not a directory")
+
+    def __iter__(self) -> Iterator[Chunk]:
+        columns = _Columns(self.options.stat)
+        try:
+            top = self._fd if self._fd is not None else self._path
+            yield from self._walk(top, "", 1, columns)
+        except _Full:
+            self.truncated = True
+            self.warning = refuse(
+                ErrorCode.LIMIT_EXCEEDED,
+                f"listing stopped at the server's limit of {self.options.max_entries} entries",
+            )
+        finally:
+            self.close()
+            self.entries = columns.count
+        if columns.names:
+            yield columns.take()
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def _walk(
+        self, directory: Union[int, str], prefix: str, depth: int, columns: "_Columns"
+    ) -> Iterator[Chunk]:
+        options = self.options
+        descend = options.recursive and (options.max_depth is None or depth < options.max_depth)
+        subdirs: List[str] = []
+        try:
+            scan = os.scandir(directory)
+        except OSError as exc:
+            if not prefix:  # the requested directory itself
+                raise _refusal(exc) from None
+            self._warn(prefix, exc)
+            return
+        with scan:
+            for entry in scan:
+                name = entry.name
+                if not options.all and name.startswith("."):
+                    continue
+                if options.exclude and _matches(name, options.exclude):
+                    continue
+                letter = columns.add_if(entry, prefix + name, options.glob)
+                if columns.count > options.max_entries:
+                    columns.drop_last()
+                    raise _Full
+                if columns.full(options.chunk_entries):
+                    yield columns.take()
+                if descend and letter == "d":
+                    subdirs.append(name)
+        for name in sorted(subdirs):
+            if depth >= options.depth_limit:
+                self.truncated = True
+                self.warning = self.warning or refuse(
+                    ErrorCode.LIMIT_EXCEEDED,
+                    f"did not descend below the server's depth limit of {options.depth_limit}",
+                )
+                break
+            yield from self._descend(directory, name, prefix, depth, columns)
+
+    def _descend(
+        self, parent: Union[int, str], name: str, prefix: str, depth: int, columns: "_Columns"
+    ) -> Iterator[Chunk]:
+        if isinstance(parent, int):
+            try:
+                fd = os.open(name, _OPEN_DIR_FLAGS, dir_fd=parent)
+            except OSError as exc:  # vanished, unreadable, or swapped for a symlink
+                self._warn(prefix + name, exc)
+                return
+            try:
+                yield from self._walk(fd, prefix + name + "/", depth + 1, columns)
+            finally:
+                os.close(fd)
+        else:
+            yield from self._walk(os.path.join(parent, name), prefix + name + "/", depth + 1, columns)
+
+    def _warn(self, where: str, exc: OSError) -> None:
+        """A sub-directory could not be listed: go on, but the answer is partial."""
+        self.warning = self.warning or _refusal(exc, where)
+        self.truncated = True
+
+
+class _Full(Exception):
+    """Raised inside the walk when the entry limit is reached."""
+
+
+def _matches(name: str, patterns: Sequence[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+
+
+def _letter(mode: int) -> str:
+    if stat_module.S_ISREG(mode):
+        return "f"
+    if stat_module.S_ISDIR(mode):
+        return "d"
+    if stat_module.S_ISLNK(mode):
+        return "l"
+    return "o"
+
+
+class _Columns:
+    """Entries being gathered for the next chunk, one list per field."""
+
+    def __init__(self, with_stat: bool) -> None:
+        self.with_stat = with_stat
+        self.count = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        self.names: List[Union[str, bytes]] = []
+        self.types: List[str] = []
+        self.sizes: Optional[List[Optional[int]]] = [] if self.with_stat else None
+        self.mtimes: Optional[List[Optional[float]]] = [] if self.with_stat else None
+        self.modes: Optional[List[Optional[int]]] = [] if self.with_stat else None
+
+    def add_if(self, entry: os.DirEntry, name: str, patterns: Sequence[str]) -> str:
+        """Add the entry (unless globs exclude it); return its type letter either way."""
+        if self.with_stat:
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:  # vanished between readdir and stat
+                info = None
+            letter = _letter(info.st_mode) if info else _letter_from_entry(entry)
+        else:
+            info = None
+            letter = _letter_from_entry(entry)
+        if patterns and not _matches(entry.name, patterns):
+            return letter
+        self.count += 1
+        self.names.append(name_to_wire(name))
+        self.types.append(letter)
+        if self.with_stat:
+            self.sizes.append(info.st_size if info else None)
+            self.mtimes.append(info.st_mtime if info else None)
+            self.modes.append(info.st_mode if info else None)
+        return letter
+
+    def drop_last(self) -> None:
+        self.count -= 1
+        for column in (self.names, self.types, self.sizes, self.mtimes, self.modes):
+            if column:
+                column.pop()
+
+    def full(self, limit: int) -> bool:
+        return len(self.names) >= limit
+
+    def take(self) -> Chunk:
+        chunk = Chunk(self.names, "".join(self.types), self.sizes, self.mtimes, self.modes)
+        self._reset()
+        return chunk
+
+
+def _letter_from_entry(entry: os.DirEntry) -> str:
+    """The entry's type from readdir alone (no stat on most platforms)."""
+    try:
+        if entry.is_symlink():
+            return "l"
+        if entry.is_dir(follow_symlinks=False):
+            return "d"
+        if entry.is_file(follow_symlinks=False):
+            return "f"
+    except OSError:
+        pass
+    return "o"

@@ -1,0 +1,477 @@
+"""The serving node shared by both servers: receive, list locally, ask upstreams, merge, reply.
+
+Layout (the ZeroMQ Guide's load-balancing broker, kept REQ/REP on the outside)::
+
+    clients (REQ) --> ROUTER frontend --[broker loop]--> ROUTER backend --> REP workers
+                                                                              |  own REQ
+                                                                              v  sockets
+                                                                          upstreams
+
+The broker hands each request to an idle worker (never queueing behind a slow
+one), queues up to ``max_pending`` more and answers ``busy`` beyond that. Each
+worker owns a ``Handler``: one request in, one reply out, never an exception.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import uuid
+from typing import Callable, Deque, List, NamedTuple, Optional, Sequence, Tuple
+
+import zmq
+
+from . import __version__, config, protocol
+from .errors import ListingError, ProtocolError, RemoteProtocolError, UsageError, ZdirError
+from .lister import DEFAULT_CHUNK_ENTRIES, DEFAULT_MAX_DEPTH, DEFAULT_MAX_ENTRIES, DirListing
+from .lister import Options, split_path
+from .protocol import ErrorCode, ReplyHeader, SourceStatus, error_dict
+from .reliable import Exchange, Outcome, Peer, SocketSetup
+
+log = logging.getLogger(__name__)
+
+POLL_INTERVAL_MS = 100  # how often the broker looks at the stop flag
+SHUTDOWN_GRACE = 1.0  # seconds the workers get to close their sockets on stop
+
+
+class NodeConfig(NamedTuple):
+    """Everything a node needs; built from flags by ``main``, or directly by tests."""
+
+    name: str
+    root: str
+    bind: str
+    upstreams: Tuple[str, ...] = ()
+    workers: int = config.WORKERS
+    upstream_timeout: float = config.UPSTREAM_TIMEOUT
+    upstream_retries: int = config.UPSTREAM_RETRIES
+    max_pending: int = config.MAX_PENDING
+    max_request_bytes: int = config.MAX_REQUEST_BYTES
+    max_entries: int = DEFAULT_MAX_ENTRIES
+    max_depth: int = DEFAULT_MAX_DEPTH
+    chunk_entries: int = DEFAULT_CHUNK_ENTRIES
+    server_setup: Optional[SocketSetup] = None  # CURVE on the listening socket
+    upstream_setup: Optional[SocketSetup] = None  # CURVE on the upstream sockets
+
+
+def reply_margin(budget: float) -> float:
+    """Time kept back from the upstreams to build and send our own reply."""
+    return min(0.25, 0.1 * budget)
+
+
+class Handler:
+    """A node's core, one per worker: it owns that worker's upstream sockets."""
+
+    def __init__(self, cfg: NodeConfig, context: zmq.Context, node_id: str, started: float):
+        self.cfg = cfg
+        self.node_id = node_id
+        self.started = started
+        self.peers = [
+            Peer(context, ep, setup=cfg.upstream_setup, secure=cfg.upstream_setup is not None)
+            for ep in cfg.upstreams
+        ]
+
+    def close(self) -> None:
+        for peer in self.peers:
+            peer.close()
+
+    def handle(self, frames: Sequence[bytes]) -> List[object]:
+        """Answer one request. Always returns a reply: a REP socket must always reply."""
+        started = time.monotonic()
+        try:
+            request = protocol.decode_request(frames)
+        except ProtocolError as exc:
+            log.warning("refused a malformed request: %s", exc)
+            return protocol.error_reply(exc.request_id, "", exc.code, exc.message)
+        try:
+            return self._serve(request, started)
+        except zmq.ContextTerminated:  # the node is stopping
+            raise
+        except Exception as exc:  # a bug: log it, answer, keep serving
+            log.exception("internal error on %s %r", request.op, request.path)
+            return protocol.error_reply(request.id, request.op, ErrorCode.INTERNAL, repr(exc))
+
+    def _serve(self, request: protocol.Request, started: float) -> List[object]:
+        if self.node_id in request.trail:
+            message = f"{self.cfg.name} is already on this request's path: the chain has a loop"
+            return protocol.error_reply(request.id, request.op, ErrorCode.LOOP, message)
+        if request.op == "list":
+            try:
+                split_path(request.path)
+            except ListingError as exc:
+                return protocol.error_reply(request.id, request.op, exc.code, exc.message)
+        exchange = self._ask_upstreams(request, started)
+        own, chunks = self._local(request, started)
+        sources = [own]
+        if exchange is not None:
+            for outcome in exchange.wait():
+                statuses, relayed = self._absorb(outcome, request.id)
+                sources.extend(statuses)
+                chunks.extend(relayed)
+        header = ReplyHeader(request.id, request.op, True, None, tuple(sources), len(chunks))
+        self._log(request, sources, started)
+        return [protocol.encode_header(header), *chunks]
+
+    def _budget(self, request: protocol.Request) -> float:
+        if request.deadline_ms is not None:
+            return request.deadline_ms / 1000.0
+        return self.cfg.upstream_timeout * (self.cfg.upstream_retries + 1) + 0.5
+
+    def _ask_upstreams(self, request: protocol.Request, started: float) -> Optional[Exchange]:
+        if not self.peers:
+            return None
+        budget = self._budget(request)
+        onward = request._replace(trail=request.trail + (self.node_id,))
+
+        def build(attempt_budget: float) -> List[bytes]:
+            return [protocol.encode_request(onward._replace(deadline_ms=int(attempt_budget * 1000)))]
+
+        exchange = Exchange(
+            self.peers,
+            build,
+            timeout=self.cfg.upstream_timeout,
+            retries=self.cfg.upstream_retries,
+            deadline=started + budget - reply_margin(budget),
+        )
+        exchange.send()
+        return exchange
+
+    def _local(self, request: protocol.Request, started: float) -> Tuple[SourceStatus, List[object]]:
+        name = self.cfg.name
+        if request.op == "ping":
+            status = SourceStatus(name, True, version=__version__,
+                                  uptime_s=round(time.monotonic() - self.started, 3))
+            return status, []
+        options = Options(
+            all=request.all,
+            stat=request.stat,
+            recursive=request.recursive,
+            max_depth=request.max_depth,
+            glob=request.glob,
+            exclude=request.exclude,
+            chunk_entries=self.cfg.chunk_entries,
+            max_entries=self.cfg.max_entries,
+            depth_limit=self.cfg.max_depth,
+        )
+        try:
+            listing = DirListing(self.cfg.root, request.path, options)
+            chunks: List[object] = [protocol.encode_chunk(name, chunk) for chunk in listing]
+        except ListingError as exc:
+            return SourceStatus(name, False, error=error_dict(exc.code, exc.message),
+                                elapsed_ms=_ms_since(started)), []
+        warning = listing.warning
+        status = SourceStatus(
+            name,
+            True,
+            error=error_dict(warning.code, warning.message) if warning else None,
+            entries=listing.entries,
+            truncated=listing.truncated,
+            elapsed_ms=_ms_since(started),
+        )
+        return status, chunks
+
+    def _absorb(self, outcome: Outcome, request_id: bytes) -> Tuple[List[SourceStatus], List[object]]:
+        """Turn one upstream's outcome into source statuses and chunk frames to relay as-is."""
+        peer = outcome.peer
+        elapsed = round(outcome.elapsed * 1000.0, 3)
+
+        def failed(code: str, message: str) -> Tuple[List[SourceStatus], List[object]]:
+            status = SourceStatus(peer.name, False, peer.endpoint, error_dict(code, message),
+                                  elapsed_ms=elapsed)
+            return [status], []
+
+        if outcome.error is not None:
+            return failed(outcome.error.code, outcome.error.message)
+        frames = outcome.frames or []
+        try:
+            header = protocol.decode_reply([f.bytes for f in frames[:1]] + frames[1:], request_id)
+        except RemoteProtocolError as exc:
+            peer.reset()  # whatever is on the other end, do not trust this socket again
+            return failed(ErrorCode.BAD_REPLY, f"{peer.endpoint}: {exc.message}")
+        if not header.ok or not header.sources:
+            error = header.error or error_dict(ErrorCode.BAD_REPLY, "reply names no source")
+            return failed(error["code"], f"{peer.endpoint}: {error['message']}")
+        peer.name = header.sources[0].name
+        first = header.sources[0]
+        if first.endpoint is None:
+            first = first._replace(endpoint=peer.endpoint)
+        return [first, *header.sources[1:]], list(frames[1:])
+
+    def _log(self, request: protocol.Request, sources: Sequence[SourceStatus], started: float) -> None:
+        failed = [f"{s.name}:{s.code}" for s in sources if s.failed]
+        entries = sum(s.entries for s in sources)
+        log.info(
+            "%s %r sources=%d entries=%d status=%s%s %.1fms",
+            request.op,
+            protocol.name_from_wire(request.path),
+            len(sources),
+            entries,
+            "partial" if failed else "ok",
+            f" failed={','.join(failed)}" if failed else "",
+            _ms_since(started),
+        )
+
+
+def _ms_since(started: float) -> float:
+    return round((time.monotonic() - started) * 1000.0, 3)
+
+
+class Node:
+    """Owns the context, the listening socket, the broker loop and the worker threads."""
+
+    def __init__(self, cfg: NodeConfig) -> None:
+        self.cfg = cfg
+        self.node_id = f"{cfg.name}-{uuid.uuid4().hex[:12]}"
+        self.started = time.monotonic()
+        self.stopping = threading.Event()
+        self.context = zmq.Context()
+        self.context.setsockopt(zmq.LINGER, 0)
+        self.frontend: Optional[zmq.Socket] = None
+        self.backend: Optional[zmq.Socket] = None
+        self.endpoint = ""
+        self._threads: List[threading.Thread] = []
+
+    def bind(self) -> str:
+        """Bind the listening socket and start the workers; returns the real endpoint."""
+        frontend = self.context.socket(zmq.ROUTER)
+        frontend.setsockopt(zmq.MAXMSGSIZE, self.cfg.max_request_bytes)
+        if self.cfg.server_setup is not None:
+            self.cfg.server_setup(frontend)
+        try:
+            frontend.bind(self.cfg.bind)
+        except zmq.ZMQError as exc:
+            frontend.close(linger=0)
+            raise UsageError(f"cannot bind {self.cfg.bind}: {exc}") from exc
+        self.frontend = frontend
+        self.endpoint = frontend.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.backend = self.context.socket(zmq.ROUTER)
+        self.backend.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        for index in range(self.cfg.workers):
+            self._start_worker(index)
+        return self.endpoint
+
+    def _start_worker(self, index: int) -> None:
+        address = f"inproc://{self.node_id}-worker-{index}"
+        ready = threading.Event()
+        thread = threading.Thread(
+            target=self._work, args=(address, ready), name=f"worker-{index}", daemon=True
+        )
+        thread.start()
+        ready.wait()
+        # CONNECT_ROUTING_ID names the worker before the first message, so the
+        # broker can address it at once (inproc connects synchronously).
+        self.backend.setsockopt(zmq.CONNECT_ROUTING_ID, address.encode())
+        self.backend.connect(address)
+        self._threads.append(thread)
+
+    def _work(self, address: str, ready: threading.Event) -> None:
+        handler = Handler(self.cfg, self.context, self.node_id, self.started)
+        sock = self.context.socket(zmq.REP)
+        try:
+            sock.bind(address)
+            ready.set()
+            while True:
+                frames = sock.recv_multipart(copy=False)
+                sock.send_multipart(handler.handle(frames), copy=False)
+        except zmq.ContextTerminated:
+            pass
+        finally:
+            handler.close()
+            sock.close(linger=0)
+
+    def serve(self) -> None:
+        """Run the broker until ``stop()``; then close everything, LINGER 0."""
+        frontend, backend = self.frontend, self.backend
+        idle: Deque[bytes] = collections.deque(
+            f"inproc://{self.node_id}-worker-{i}".encode() for i in range(self.cfg.workers)
+        )
+        pending: Deque[list] = collections.deque()
+        poller = zmq.Poller()
+        poller.register(frontend, zmq.POLLIN)
+        poller.register(backend, zmq.POLLIN)
+        try:
+            while not self.stopping.is_set():
+                events = dict(poller.poll(POLL_INTERVAL_MS))
+                if backend in events:
+                    worker, *reply = backend.recv_multipart(copy=False)
+                    frontend.send_multipart(reply, copy=False)
+                    if pending:
+                        backend.send_multipart([worker.bytes, *pending.popleft()], copy=False)
+                    else:
+                        idle.append(worker.bytes)
+                if frontend in events:
+                    frames = frontend.recv_multipart(copy=False)
+                    self._dispatch(frames, idle, pending)
+        finally:
+            self._shutdown()
+
+    def _dispatch(self, frames: list, idle: Deque[bytes], pending: Deque[list]) -> None:
+        """Route one client message: to a worker, to the queue, or straight back refused."""
+        if len(frames) < 3 or frames[1].bytes != b"":
+            # A DEALER that skipped the empty delimiter: answer it in its own framing.
+            reply = protocol.error_reply(None, "", ErrorCode.BAD_REQUEST,
+                                         "missing the empty delimiter frame: speak REQ, or "
+                                         "send an empty frame before the request")
+            self.frontend.send_multipart([frames[0], *reply], copy=False)
+        elif idle:
+            self.backend.send_multipart([idle.popleft(), *frames], copy=False)
+        elif len(pending) < self.cfg.max_pending:
+            pending.append(frames)
+        else:
+            request_id = _peek_id(frames[2:])
+            reply = protocol.error_reply(request_id, "", ErrorCode.BUSY,
+                                         f"{self.cfg.name} is busy: {len(pending)} requests "
+                                         "are waiting already; try again")
+            self.frontend.send_multipart([frames[0], b"", *reply], copy=False)
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def _shutdown(self) -> None:
+        for sock in (self.frontend, self.backend):
+            if sock is not None:
+                sock.close(linger=0)
+        # Terminating the context wakes every worker blocked in ZeroMQ with ETERM;
+        # a worker deep in a huge scandir is not waited for beyond the grace period.
+        closer = threading.Thread(target=self.context.term, daemon=True)
+        closer.start()
+        closer.join(SHUTDOWN_GRACE)
+
+
+def _peek_id(frames: list) -> Optional[bytes]:
+    try:
+        protocol.decode_request([f.bytes for f in frames])
+    except ProtocolError as exc:
+        return exc.request_id
+    except Exception:
+        return None
+    return protocol.unpack(frames[0].bytes, "request").get("id")
+
+
+# -- the command ------------------------------------------------------------------------------
+
+class Preset(NamedTuple):
+    """What distinguishes server_a from server_b: defaults only."""
+
+    name: str
+    bind: str
+    upstreams: Tuple[str, ...]
+    description: str
+
+
+def server_flags(preset: Preset) -> config.Flags:
+    prog = f"python -m zdir.{preset.name}"
+    flags = config.Flags(
+        prog,
+        preset.description,
+        epilog=(
+            "example:\n"
+            f"  {prog} --root /srv/files --bind 'tcp://0.0.0.0:*'"
+            + (f" --upstream tcp://hostb:5556" if preset.upstreams else "")
+            + "\n\nOnce bound it prints one line on stdout:\n"
+            f"  {preset.name} listening on ENDPOINT root=DIR\n"
+            "SIGINT or SIGTERM stops it within a second (exit 0)."
+        ),
+    )
+    flags.add("--root", default=".", metavar="DIR", help="directory to serve, read-only")
+    flags.add("--bind", default=preset.bind, type=config.endpoint, metavar="ENDPOINT",
+              help="where to listen; a port of * picks a free one")
+    flags.add("--name", default=preset.name, help="this source's name, as users see it")
+    flags.add("--upstream", default=list(preset.upstreams), type=config.endpoint, many=True,
+              metavar="ENDPOINT", help="a node to ask too; repeat for several")
+    flags.add("--workers", default=config.WORKERS, type=config.positive_int, metavar="N",
+              help="requests served at once")
+    flags.add("--upstream-timeout", "--timeout", default=config.UPSTREAM_TIMEOUT,
+              type=config.positive_float, metavar="SECONDS",
+              help="wait per attempt on each upstream")
+    flags.add("--upstream-retries", "--retries", default=config.UPSTREAM_RETRIES,
+              type=config.count, metavar="N", help="retries per upstream, on a fresh socket")
+    flags.add("--max-pending", default=config.MAX_PENDING, type=config.count, metavar="N",
+              help="requests queued for a busy server before it answers 'busy'")
+    flags.add("--max-request-bytes", default=config.MAX_REQUEST_BYTES,
+              type=config.positive_int, metavar="N",
+              help="larger messages are dropped and their sender disconnected")
+    flags.add("--max-entries", default=DEFAULT_MAX_ENTRIES, type=config.positive_int,
+              metavar="N", help="entries per reply from this node's root")
+    flags.add("--max-depth", default=DEFAULT_MAX_DEPTH, type=config.positive_int, metavar="N",
+              help="deepest level a recursive listing descends")
+    flags.add("--chunk-entries", default=DEFAULT_CHUNK_ENTRIES, type=config.positive_int,
+              metavar="N", help="entries per chunk frame")
+    flags.add("--curve-secret", metavar="FILE",
+              help="this node's secret key file: turns CURVE encryption on")
+    flags.add("--curve-allow", metavar="DIR",
+              help="accept only clients whose public key file is in DIR")
+    flags.add("--upstream-server-key", metavar="FILE",
+              help="upstreams' public key file: encrypts the upstream hop")
+    flags.add("--log-level", default=config.LOG_LEVEL,
+              choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
+              help="stderr log level")
+    return flags
+
+
+def node_config(args, preset: Preset) -> NodeConfig:
+    """Check the flags against the world (the root exists) and build the node's config."""
+    root = os.path.realpath(args.root)
+    if not os.path.isdir(root):
+        raise UsageError(f"--root {args.root}: not a directory")
+    server_setup = upstream_setup = None
+    if args.curve_secret or args.curve_allow or args.upstream_server_key:
+        from . import keys  # only CURVE deployments pay for this import
+
+        server_setup, upstream_setup = keys.node_security(
+            args.curve_secret, args.curve_allow, args.upstream_server_key
+        )
+    return NodeConfig(
+        name=args.name,
+        root=root,
+        bind=args.bind,
+        upstreams=tuple(args.upstream),
+        workers=args.workers,
+        upstream_timeout=args.upstream_timeout,
+        upstream_retries=args.upstream_retries,
+        max_pending=args.max_pending,
+        max_request_bytes=args.max_request_bytes,
+        max_entries=args.max_entries,
+        max_depth=args.max_depth,
+        chunk_entries=args.chunk_entries,
+        server_setup=server_setup,
+        upstream_setup=upstream_setup,
+    )
+
+
+def main(argv: Optional[Sequence[str]], preset: Preset) -> int:
+    """Run a server until SIGINT or SIGTERM; returns the exit status."""
+    try:
+        args = server_flags(preset).parse(argv)
+        logging.basicConfig(
+            level=args.log_level, stream=sys.stderr,
+            format="%(asctime)s " + args.name + " %(levelname)s %(message)s",
+        )
+        cfg = node_config(args, preset)
+        node = Node(cfg)
+        endpoint = node.bind()
+    except ZdirError as exc:
+        print(f"{preset.name}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, UsageError) else 1
+    _warn_if_exposed(cfg)
+    for signum in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGBREAK", None)):
+        if signum is not None:
+            signal.signal(signum, lambda *_: node.stop())
+    print(f"{cfg.name} listening on {endpoint} root={cfg.root}", flush=True)
+    node.serve()
+    log.info("stopped")
+    return 0
+
+
+def _warn_if_exposed(cfg: NodeConfig) -> None:
+    host = cfg.bind.partition("://")[2].rpartition(":")[0].strip("[]")
+    loopback = host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
+    if cfg.bind.startswith("tcp://") and not loopback and cfg.server_setup is None:
+        log.warning(
+            "listening on %s without CURVE: anyone who can reach it can list %s "
+            "(see docs/security.md)", cfg.bind, cfg.root,
+        )

@@ -1,0 +1,366 @@
+"""The zdir wire protocol, version 1: build, encode, decode and validate messages.
+
+Pure: no sockets, no filesystem. ``docs/protocol.md`` is the normative text; this
+module is its executable form. A request is one msgpack map in one frame. A reply
+is a header frame (a msgpack map) followed by ``chunks`` chunk frames, each a
+msgpack array holding one source's entries column by column, so a relaying node
+can pass its upstreams' chunks on without decoding them.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, List, NamedTuple, Optional, Sequence, Tuple, Union
+
+import msgpack
+
+from .errors import LocalProtocolError, RemoteProtocolError
+
+VERSION = 1
+OPERATIONS = ("list", "ping")
+MAX_REQUEST_ID_BYTES = 64
+MAX_PATH_BYTES = 4096
+MAX_PATTERNS = 64
+MAX_TRAIL = 64
+
+Name = Union[str, bytes]
+
+ENTRY_TYPES = {"f": "file", "d": "dir", "l": "symlink", "o": "other"}
+TYPE_LETTERS = {name: letter for letter, name in ENTRY_TYPES.items()}
+
+
+class ErrorCode(str, enum.Enum):
+    """Stable error codes; the value is what travels and what users see."""
+
+    BAD_REQUEST = "bad_request"  # not msgpack, wrong types, missing fields, extra frames
+    UNSUPPORTED_VERSION = "unsupported_version"
+    UNKNOWN_OP = "unknown_op"
+    BAD_PATH = "bad_path"  # absolute, NUL byte, too long, '..' above the root
+    OUTSIDE_ROOT = "outside_root"  # a symlink on the way resolves outside the root
+    SYMLINK_LOOP = "symlink_loop"
+    NOT_FOUND = "not_found"
+    NOT_A_DIRECTORY = "not_a_directory"
+    PERMISSION_DENIED = "permission_denied"
+    LIMIT_EXCEEDED = "limit_exceeded"  # entries or depth over the server's limit
+    BUSY = "busy"  # more concurrent requests than the server accepts
+    TIMEOUT = "timeout"  # connected, but no reply within the deadline
+    UNREACHABLE = "unreachable"  # never connected within the deadline
+    AUTH_FAILED = "auth_failed"  # CURVE handshake failed
+    BAD_REPLY = "bad_reply"  # an upstream answered with something that is not protocol
+    LOOP = "loop"  # the request came back to a node it already passed
+    INTERNAL = "internal"  # a bug on the server; the message says more
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: Codes that describe the path on a healthy source, not a failure of the source.
+ABSENT_CODES = frozenset({ErrorCode.NOT_FOUND.value, ErrorCode.NOT_A_DIRECTORY.value})
+
+
+class Request(NamedTuple):
+    """One request; field names are the wire keys."""
+
+    op: str
+    id: bytes
+    path: Name = ""
+    all: bool = False
+    stat: bool = True
+    recursive: bool = False
+    max_depth: Optional[int] = None
+    glob: Tuple[str, ...] = ()
+    exclude: Tuple[str, ...] = ()
+    deadline_ms: Optional[int] = None
+    trail: Tuple[str, ...] = ()
+
+
+class SourceStatus(NamedTuple):
+    """How one source (one node's own root) fared; field names are the wire keys."""
+
+    name: str
+    ok: bool
+    endpoint: Optional[str] = None
+    error: Optional[dict] = None  # {"code": str, "message": str}
+    entries: int = 0
+    truncated: bool = False
+    elapsed_ms: float = 0.0
+    version: Optional[str] = None
+    uptime_s: Optional[float] = None
+
+    @property
+    def code(self) -> Optional[str]:
+        return self.error["code"] if self.error else None
+
+    @property
+    def failed(self) -> bool:
+        """True when the source could not give its full answer (partial result)."""
+        if self.truncated:
+            return True
+        return not self.ok and self.code not in ABSENT_CODES
+
+
+class ReplyHeader(NamedTuple):
+    """The first frame of every reply."""
+
+    id: bytes
+    op: str
+    ok: bool
+    error: Optional[dict] = None
+    sources: Tuple[SourceStatus, ...] = ()
+    chunks: int = 0
+
+    @property
+    def code(self) -> Optional[str]:
+        return self.error["code"] if self.error else None
+
+
+class Chunk(NamedTuple):
+    """Entries of one source, column by column; stat columns are None when not asked."""
+
+    names: List[Name]
+    types: str  # one letter per entry, see ENTRY_TYPES
+    sizes: Optional[List[Optional[int]]] = None
+    mtimes: Optional[List[Optional[float]]] = None
+    modes: Optional[List[Optional[int]]] = None
+
+
+def error_dict(code: str, message: str) -> dict:
+    """The wire form of an error: a stable code and a human message."""
+    return {"code": str(code), "message": message}
+
+
+def pack(obj: Any) -> bytes:
+    """msgpack with str and bytes kept apart (names may be either)."""
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def unpack(frame: bytes, what: str) -> Any:
+    """Decode one frame; every msgpack failure becomes a RemoteProtocolError."""
+    try:
+        return msgpack.unpackb(frame, raw=False, strict_map_key=True)
+    except Exception as exc:  # msgpack raises ValueError, ExtraData, FormatError, StackError...
+        raise RemoteProtocolError(f"{what} is not valid msgpack: {exc}") from exc
+
+
+# -- requests -------------------------------------------------------------------------------
+
+def encode_request(request: Request) -> bytes:
+    """One request frame; refuses to build what ``decode_request`` would reject."""
+    try:
+        check_request(request)
+    except RemoteProtocolError as exc:
+        raise LocalProtocolError(exc.message, code=exc.code) from exc
+    wire = {"v": VERSION, **request._asdict()}
+    wire["glob"] = list(request.glob)
+    wire["exclude"] = list(request.exclude)
+    wire["trail"] = list(request.trail)
+    return pack(wire)
+
+
+def decode_request(frames: Sequence[bytes]) -> Request:
+    """Parse and validate a request; the error says what is wrong and keeps the id if any."""
+    if len(frames) != 1:
+        raise RemoteProtocolError(f"a request is exactly one frame, got {len(frames)}")
+    wire = unpack(frames[0], "request")
+    if not isinstance(wire, dict):
+        raise RemoteProtocolError(f"a request is a msgpack map, got {type(wire).__name__}")
+    request_id = wire.get("id")
+    if not isinstance(request_id, bytes) or not 0 < len(request_id) <= MAX_REQUEST_ID_BYTES:
+        raise RemoteProtocolError(f"'id' must be 1 to {MAX_REQUEST_ID_BYTES} bytes (bin)")
+    version = wire.get("v")
+    if type(version) is not int:
+        raise RemoteProtocolError("'v' must be an integer", request_id=request_id)
+    if version != VERSION:
+        raise RemoteProtocolError(
+            f"protocol version {version} is not supported; this server speaks {VERSION}",
+            code=ErrorCode.UNSUPPORTED_VERSION,
+            request_id=request_id,
+        )
+    fields = {k: wire[k] for k in Request._fields if k in wire}
+    for key in ("glob", "exclude", "trail"):
+        if isinstance(fields.get(key), list):
+            fields[key] = tuple(fields[key])
+    try:
+        request = Request(**fields)
+        check_request(request)
+    except RemoteProtocolError as exc:
+        exc.request_id = request_id
+        raise
+    except TypeError as exc:  # a required field is missing
+        raise RemoteProtocolError(f"incomplete request: {exc}", request_id=request_id) from exc
+    return request
+
+
+def check_request(request: Request) -> None:
+    """Raise RemoteProtocolError naming the first field with a wrong type or value."""
+    if not isinstance(request.op, str):
+        raise RemoteProtocolError("'op' must be a string")
+    if request.op not in OPERATIONS:
+        raise RemoteProtocolError(
+            f"unknown operation {request.op!r}; expected one of {', '.join(OPERATIONS)}",
+            code=ErrorCode.UNKNOWN_OP,
+        )
+    if not isinstance(request.id, bytes) or not 0 < len(request.id) <= MAX_REQUEST_ID_BYTES:
+        raise RemoteProtocolError(f"'id' must be 1 to {MAX_REQUEST_ID_BYTES} bytes (bin)")
+    if not isinstance(request.path, (str, bytes)):
+        raise RemoteProtocolError("'path' must be a string or bin")
+    if len(request.path) > MAX_PATH_BYTES:
+        raise RemoteProtocolError(
+            f"'path' is longer than {MAX_PATH_BYTES} bytes", code=ErrorCode.BAD_PATH
+        )
+    for key in ("all", "stat", "recursive"):
+        if type(getattr(request, key)) is not bool:
+            raise RemoteProtocolError(f"'{key}' must be a boolean")
+    for key in ("max_depth", "deadline_ms"):
+        value = getattr(request, key)
+        if value is not None and (type(value) is not int or value < 0):
+            raise RemoteProtocolError(f"'{key}' must be a non-negative integer or nil")
+    for key, limit in (("glob", MAX_PATTERNS), ("exclude", MAX_PATTERNS), ("trail", MAX_TRAIL)):
+        value = getattr(request, key)
+        if not isinstance(value, tuple) or not all(isinstance(v, str) for v in value):
+            raise RemoteProtocolError(f"'{key}' must be an array of strings")
+        if len(value) > limit:
+            raise RemoteProtocolError(f"'{key}' holds more than {limit} items")
+
+
+# -- replies --------------------------------------------------------------------------------
+
+def encode_header(header: ReplyHeader) -> bytes:
+    """The reply's first frame."""
+    wire = {"v": VERSION, **header._asdict()}
+    wire["sources"] = [_source_to_wire(s) for s in header.sources]
+    return pack(wire)
+
+
+def _source_to_wire(source: SourceStatus) -> dict:
+    wire = source._asdict()
+    for key in ("version", "uptime_s"):
+        if wire[key] is None:
+            del wire[key]
+    return wire
+
+
+def error_reply(request_id: Optional[bytes], op: str, code: str, message: str) -> List[bytes]:
+    """A whole reply that refuses the request: header only, no chunks."""
+    header = ReplyHeader(
+        id=request_id or b"", op=op, ok=False, error=error_dict(code, message)
+    )
+    return [encode_header(header)]
+
+
+def decode_header(frame: bytes) -> ReplyHeader:
+    """Parse and validate a reply's first frame."""
+    wire = unpack(frame, "reply header")
+    if not isinstance(wire, dict):
+        raise RemoteProtocolError("a reply header is a msgpack map")
+    if wire.get("v") != VERSION:
+        raise RemoteProtocolError(
+            f"reply speaks protocol version {wire.get('v')!r}, not {VERSION}",
+            code=ErrorCode.UNSUPPORTED_VERSION,
+        )
+    try:
+        sources = tuple(_source_from_wire(s) for s in wire.get("sources", ()))
+        header = ReplyHeader(
+            id=wire["id"],
+            op=wire["op"],
+            ok=wire["ok"],
+            error=wire.get("error"),
+            sources=sources,
+            chunks=wire.get("chunks", 0),
+        )
+    except (KeyError, TypeError) as exc:
+        raise RemoteProtocolError(f"reply header is incomplete: {exc}") from exc
+    if not isinstance(header.id, bytes) or not isinstance(header.op, str):
+        raise RemoteProtocolError("reply header 'id' must be bin and 'op' a string")
+    if type(header.ok) is not bool or type(header.chunks) is not int or header.chunks < 0:
+        raise RemoteProtocolError("reply header 'ok' must be a boolean, 'chunks' a count")
+    _check_error(header.error)
+    return header
+
+
+def _source_from_wire(wire: Any) -> SourceStatus:
+    if not isinstance(wire, dict):
+        raise TypeError("a source status is a map")
+    fields = {k: wire[k] for k in SourceStatus._fields if k in wire}
+    source = SourceStatus(**fields)
+    if not isinstance(source.name, str) or type(source.ok) is not bool:
+        raise TypeError("a source needs a string 'name' and a boolean 'ok'")
+    if type(source.entries) is not int or type(source.truncated) is not bool:
+        raise TypeError("a source's 'entries' is a count and 'truncated' a boolean")
+    _check_error(source.error)
+    return source
+
+
+def _check_error(error: Any) -> None:
+    if error is None:
+        return
+    if not (
+        isinstance(error, dict)
+        and isinstance(error.get("code"), str)
+        and isinstance(error.get("message"), str)
+    ):
+        raise RemoteProtocolError("an error is a map with string 'code' and 'message'")
+
+
+def decode_reply(frames: Sequence[bytes], request_id: bytes) -> ReplyHeader:
+    """Validate a whole reply against the request it answers; return its header."""
+    if not frames:
+        raise RemoteProtocolError("empty reply")
+    header = decode_header(frames[0])
+    if header.id != request_id:
+        raise RemoteProtocolError(
+            f"reply answers request {header.id.hex()}, not {request_id.hex()} (a stale reply)"
+        )
+    if header.chunks != len(frames) - 1:
+        raise RemoteProtocolError(
+            f"reply header announces {header.chunks} chunks but {len(frames) - 1} followed"
+        )
+    return header
+
+
+def encode_chunk(source: str, chunk: Chunk) -> bytes:
+    """One chunk frame: ``[source, names, types, sizes, mtimes, modes]``."""
+    return pack([source, chunk.names, chunk.types, chunk.sizes, chunk.mtimes, chunk.modes])
+
+
+def decode_chunk(frame: bytes) -> Tuple[str, Chunk]:
+    """Parse and validate one chunk frame (columns must all have one value per name)."""
+    wire = unpack(frame, "chunk")
+    if not isinstance(wire, list) or len(wire) != 6:
+        raise RemoteProtocolError("a chunk is an array of 6 items")
+    source, names, types, sizes, mtimes, modes = wire
+    if not isinstance(source, str) or not isinstance(names, list) or not isinstance(types, str):
+        raise RemoteProtocolError("a chunk needs a source string, a names array, a types string")
+    count = len(names)
+    if len(types) != count or any(t not in ENTRY_TYPES for t in set(types)):
+        raise RemoteProtocolError("chunk 'types' must hold one of f, d, l, o per name")
+    for column in (sizes, mtimes, modes):
+        if column is not None and (not isinstance(column, list) or len(column) != count):
+            raise RemoteProtocolError("every stat column must be nil or one value per name")
+    if not all(isinstance(n, (str, bytes)) for n in names):
+        raise RemoteProtocolError("chunk names must be strings or bin")
+    return source, Chunk(names, types, sizes, mtimes, modes)
+
+
+def name_to_wire(name: str) -> Name:
+    """A file name as it travels: str when it is valid UTF-8, else its raw bytes.
+
+    ``os.scandir`` gives undecodable bytes as lone surrogates, which msgpack refuses
+    to encode; 'surrogateescape' gives the original bytes back (POSIX), and
+    'surrogatepass' keeps Windows' unpaired UTF-16 surrogates as WTF-8.
+    """
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        try:
+            return name.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            return name.encode("utf-8", "surrogatepass")
+
+
+def name_from_wire(name: Name) -> str:
+    """A wire name as str; bytes become surrogate escapes, so ``os.fsencode`` restores them."""
+    if isinstance(name, bytes):
+        return name.decode("utf-8", "surrogateescape")
+    return name
