@@ -210,6 +210,14 @@ def client_flags() -> config.Flags:
     flags.switch("-l", help="long format: mode, size, mtime, source, name")
     flags.switch("--json", help='one JSON document {"entries": [...], "sources": [...]}')
     flags.switch("--ping", help="ask every node for its name, version, uptime and upstreams")
+    flags.switch("-R", "--recursive", help="list sub-directories too (names relative to PATH)")
+    flags.add("--max-depth", type=config.positive_int, metavar="N", env=False,
+              help="with -R, descend at most N levels (implies -R)")
+    flags.add("--glob", many=True, metavar="PATTERN", env=False,
+              help="only names matching PATTERN (evaluated on the servers; repeatable)")
+    flags.add("--exclude", many=True, metavar="PATTERN", env=False,
+              help="leave out names matching PATTERN, and do not descend into them")
+    flags.switch("--unsorted", help="print entries as they arrive, in no particular order")
     return flags
 
 
@@ -228,12 +236,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 sources = client.ping()
                 entries: List[Entry] = []
             else:
-                listing = client.list(args.path, all=args.all, stat=args.l or args.json)
+                listing = client.list(
+                    args.path, all=args.all, stat=args.l or args.json, recursive=args.recursive,
+                    max_depth=args.max_depth, glob=args.glob, exclude=args.exclude,
+                )
                 entries, sources = listing.entries, listing.sources
     except ZdirError as exc:
         print(f"zdir: {type(exc).__name__}: {exc}", file=sys.stderr)
         return exit_code(exc)
-    entries.sort(key=_name_then_source(sources))
+    if not args.unsorted:
+        entries.sort(key=_name_then_source(sources))
     try:
         _render(args, entries, sources)
         sys.stdout.flush()

@@ -114,12 +114,17 @@ def write_json(entries: Iterable, sources: Sequence[SourceStatus], out: IO[str])
 
 
 def source_problems(sources: Sequence[SourceStatus]) -> List[str]:
-    """One line per source that failed or was cut short, for stderr."""
+    """For stderr: one line per source that failed, was cut short or refused the path.
+
+    A source that simply lacks the path (not_found) is not worth a line while
+    another source lists it.
+    """
     lines = []
     for s in sources:
-        if s.failed:
-            what = s.error["message"] if s.error else "incomplete"
-            where = f" ({s.endpoint})" if s.endpoint and s.endpoint not in what else ""
-            code = s.error["code"] if s.error else "truncated"
-            lines.append(f"source {s.name}{where} failed: {code}: {what}")
+        if not s.error or (not s.failed and s.code == "not_found"):
+            continue
+        what = s.error["message"]
+        where = f" ({s.endpoint})" if s.endpoint and s.endpoint not in what else ""
+        verdict = "failed" if s.failed else "refused"
+        lines.append(f"source {s.name}{where} {verdict}: {s.code}: {what}")
     return lines

@@ -54,8 +54,18 @@ class ErrorCode(str, enum.Enum):
         return self.value
 
 
-#: Codes that describe the path on a healthy source, not a failure of the source.
-ABSENT_CODES = frozenset({ErrorCode.NOT_FOUND.value, ErrorCode.NOT_A_DIRECTORY.value})
+#: Codes by which a healthy source turns the path down: an answer, not a failure.
+REFUSAL_CODES = frozenset(
+    code.value
+    for code in (
+        ErrorCode.NOT_FOUND,
+        ErrorCode.NOT_A_DIRECTORY,
+        ErrorCode.PERMISSION_DENIED,
+        ErrorCode.OUTSIDE_ROOT,
+        ErrorCode.SYMLINK_LOOP,
+        ErrorCode.BAD_PATH,
+    )
+)
 
 
 class Request(NamedTuple):
@@ -96,7 +106,7 @@ class SourceStatus(NamedTuple):
         """True when the source could not give its full answer (partial result)."""
         if self.truncated:
             return True
-        return not self.ok and self.code not in ABSENT_CODES
+        return not self.ok and self.code not in REFUSAL_CODES
 
 
 class ReplyHeader(NamedTuple):

@@ -1,0 +1,201 @@
+"""Test hygiene shared by every test: real processes, free ports, bounded waits, stop by pid."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import pytest
+
+READY = re.compile(r"^(?P<name>\S+) listening on (?P<endpoint>\S+) root=(?P<root>.*)$")
+READY_TIMEOUT = 15.0
+STOP_TIMEOUT = 5.0
+LOOPBACK_ANY = "tcp://127.0.0.1:*"
+
+
+def clean_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    """The environment for a child: no ZDIR_* from the developer's shell, unbuffered output."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZDIR_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.pop("NO_COLOR", None)
+    env.update(extra or {})
+    return env
+
+
+class Server:
+    """A real ``python -m zdir.server_a|server_b`` process, started on a free port."""
+
+    def __init__(self, module: str, args: Sequence[str], log_path: Path,
+                 env: Optional[Dict[str, str]] = None, prefix: Sequence[str] = ()) -> None:
+        self.module = module
+        self.args = list(args)
+        self.log_path = log_path
+        self._log = open(log_path, "ab")
+        self.proc = subprocess.Popen(
+            [*prefix, sys.executable, "-m", f"zdir.{module}", *self.args],
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            stdin=subprocess.DEVNULL,
+            env=clean_env(env),
+        )
+        self._lines: "queue.Queue[Optional[str]]" = queue.Queue()
+        threading.Thread(target=self._read_stdout, daemon=True).start()
+        self.endpoint = ""
+        self.name = ""
+
+    def _read_stdout(self) -> None:
+        for raw in self.proc.stdout:
+            self._lines.put(raw.decode("utf-8", "replace").rstrip("\n"))
+        self._lines.put(None)
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT) -> "Server":
+        """Block until the ready line arrives (the only way tests learn the port)."""
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            self.kill()
+            raise AssertionError(f"{self.module} printed no ready line in {timeout}s: {self.log()}")
+        match = READY.match(line or "")
+        if not match:
+            self.stop()
+            raise AssertionError(f"{self.module}: unexpected first line {line!r}: {self.log()}")
+        self.endpoint = match["endpoint"]
+        self.name = match["name"]
+        return self
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def port(self) -> int:
+        return int(self.endpoint.rsplit(":", 1)[1])
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def freeze(self) -> None:
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        os.kill(self.pid, signal.SIGCONT)
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> int:
+        """SIGTERM (after SIGCONT, in case it is frozen) and wait; SIGKILL if it lingers."""
+        if self.proc.poll() is None:
+            if hasattr(signal, "SIGCONT"):
+                os.kill(self.pid, signal.SIGCONT)
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._log.close()
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(STOP_TIMEOUT)
+
+
+class Cluster:
+    """Starts servers for one test and stops every one of them, by pid, at the end."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.servers: List[Server] = []
+
+    def start(self, module: str, root: Path, *args: str, bind: str = LOOPBACK_ANY,
+              env: Optional[Dict[str, str]] = None, wait: bool = True,
+              prefix: Sequence[str] = ()) -> Server:
+        log = self.tmp_path / f"{module}-{len(self.servers)}.log"
+        full = ["--root", str(root), "--bind", bind, *args]
+        server = Server(module, full, log, env=env, prefix=prefix)
+        self.servers.append(server)
+        return server.wait_ready() if wait else server
+
+    def b(self, root: Path, *args: str, **kwargs) -> Server:
+        return self.start("server_b", root, *args, **kwargs)
+
+    def a(self, root: Path, *upstreams: str, args: Sequence[str] = (), **kwargs) -> Server:
+        ups = [arg for ep in upstreams for arg in ("--upstream", ep)]
+        return self.start("server_a", root, *ups, *args, **kwargs)
+
+    def stop_all(self) -> None:
+        for server in reversed(self.servers):
+            server.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path):
+    c = Cluster(tmp_path)
+    try:
+        yield c
+    finally:
+        c.stop_all()
+
+
+def run_client(*args: str, env: Optional[Dict[str, str]] = None, timeout: float = 60,
+               input: Optional[bytes] = None) -> subprocess.CompletedProcess:
+    """Run ``python -m zdir.client`` to completion; stdout and stderr as text."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "zdir.client", *args],
+        capture_output=True,
+        env=clean_env(env),
+        timeout=timeout,
+        input=input,
+    )
+    proc.stdout_text = proc.stdout.decode("utf-8", "replace")  # type: ignore[attr-defined]
+    proc.stderr_text = proc.stderr.decode("utf-8", "replace")  # type: ignore[attr-defined]
+    return proc
+
+
+def make_tree(root: Path, spec: Dict[str, object]) -> Path:
+    """Build files (str or bytes content) and directories (dict) under root."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name, content in spec.items():
+        path = root / name
+        if isinstance(content, dict):
+            make_tree(path, content)
+        elif isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(str(content))
+    return root
+
+
+def wait_until(predicate, timeout: float = 10.0, interval: float = 0.02) -> bool:
+    """Poll a condition that has no signal to wait on (e.g. a port being free)."""
+    ends = time.monotonic() + timeout
+    while time.monotonic() < ends:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+def unused_tcp_endpoint() -> str:
+    """A loopback endpoint with a port that is free right now (for restart-on-same-port tests)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{sock.getsockname()[1]}"
+
+
+@pytest.fixture
+def two_roots(tmp_path: Path):
+    """Sample roots for A and B with a name present on both."""
+    a = make_tree(tmp_path / "a", {"alpha.txt": "a", "both.txt": "from a", "sub": {"in_a": "1"}})
+    b = make_tree(tmp_path / "b", {"beta.txt": "bb", "both.txt": "from b!", "sub": {"in_b": "2"}})
+    return a, b
