@@ -173,10 +173,11 @@ def _check_found(sources: Sequence[SourceStatus], path: "str | bytes") -> None:
     if any(s.ok or s.failed for s in sources):
         return
     shown = name_from_wire(path) if path else "."
-    reasons = ", ".join(f"{s.name}: {s.error['message']}" for s in sources if s.error)
+    reasons = "; ".join(f"{s.name}: {s.code}: {s.error['message']}" for s in sources if s.error)
     codes = {s.code for s in sources}
     code = codes.pop() if len(codes) == 1 else ErrorCode.NOT_FOUND.value
-    raise Refused(f"{shown}: not found on any source ({reasons})", code=code)
+    verdict = "not found on any source" if code == "not_found" else "refused by every source"
+    raise Refused(f"{shown}: {verdict} ({reasons})", code=code)
 
 
 # -- the command ------------------------------------------------------------------------------
