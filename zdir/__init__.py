@@ -1,5 +1,36 @@
-"""zdir: a read-only directory listing service that spans machines, built on ZeroMQ."""
+"""zdir: a read-only directory listing service that spans machines, built on ZeroMQ.
+
+The public API: ``Client``, ``Entry``, ``Listing`` and the errors (``ZdirError`` and
+its subclasses). They are imported on first use, so ``python -m zdir.server_b``
+and ``zdir --version`` pay only for what they run.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "Client": "client",
+    "Entry": "client",
+    "Listing": "client",
+    "SourceStatus": "protocol",
+    "ErrorCode": "protocol",
+    "ZdirError": "errors",
+    "UsageError": "errors",
+    "ProtocolError": "errors",
+    "Refused": "errors",
+    "Unreachable": "errors",
+    "AuthFailed": "errors",
+}
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'zdir' has no attribute {name!r}")
+    import importlib
+
+    module = importlib.import_module(f".{_EXPORTS[name]}", __name__)
+    return getattr(module, name)
