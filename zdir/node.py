@@ -239,6 +239,7 @@ class Node:
         """Bind the listening socket and start the workers; returns the real endpoint."""
         frontend = self.context.socket(zmq.ROUTER)
         frontend.setsockopt(zmq.MAXMSGSIZE, self.cfg.max_request_bytes)
+        frontend.ipv6 = "[" in self.cfg.bind or "::" in self.cfg.bind
         if self.cfg.server_setup is not None:
             self.cfg.server_setup(frontend)
         try:

@@ -69,6 +69,7 @@ class Peer:
         if self.socket is None:
             sock = self.context.socket(zmq.REQ)
             sock.linger = 0
+            sock.ipv6 = "[" in self.endpoint  # tcp://[::1]:5555
             if self.setup is not None:
                 self.setup(sock)
             self._monitor = sock.get_monitor_socket(_MONITORED)
@@ -98,14 +99,17 @@ class Peer:
         """Name what went wrong, from what the monitor saw during the last attempt."""
         self.read_events()
         tries = f"after {attempts} attempt{'s' if attempts != 1 else ''} ({waited:.1f}s)"
-        if self.handshake_failed or (self.connected and not self.handshaken):
+        if self.handshake_failed:
             hint = "authentication may have failed" if self.secure else "not a zdir peer?"
             return AuthFailed(
                 f"{self.endpoint}: handshake failed {tries}: {hint}",
                 endpoint=self.endpoint,
                 code=ErrorCode.AUTH_FAILED,
             )
-        if self.handshaken:
+        if self.handshaken or self.connected:
+            # Connected without a handshake is a live kernel under a stopped or
+            # overloaded process (the kernel accepts for it), not a bad key: a
+            # rejected handshake always reports HANDSHAKE_FAILED.
             return Unreachable(
                 f"{self.endpoint}: connected but no reply {tries}",
                 endpoint=self.endpoint,
@@ -120,7 +124,10 @@ class Peer:
     def reset(self) -> None:
         """Throw the socket away (LINGER 0): the Lazy Pirate's cure for a stuck REQ."""
         if self.socket is not None:
-            self.socket.disable_monitor()
+            try:
+                self.socket.disable_monitor()
+            except zmq.ContextTerminated:
+                pass  # the node is stopping; closing the socket ends its monitor too
             self.socket.close(linger=0)
             self.socket = None
         if self._monitor is not None:

@@ -221,3 +221,24 @@ def test_ping_names_every_node(cluster, two_roots):
     lines = names(proc)
     assert lines[0].startswith("server_a ") and lines[1].startswith("server_b ")
     assert "version=" in lines[1]
+
+
+def _has_ipv6_loopback() -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback (::1) on this machine")
+def test_ipv6_endpoints(cluster, two_roots):
+    a_root, b_root = two_roots
+    b = cluster.b(b_root, bind="tcp://[::1]:*")
+    a = cluster.a(a_root, b.endpoint, bind="tcp://[::1]:*")
+    proc = run_client("--server", a.endpoint)
+    assert proc.returncode == 0, proc.stderr_text
+    assert "beta.txt" in names(proc)
