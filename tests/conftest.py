@@ -146,10 +146,14 @@ def cluster(tmp_path: Path):
 
 
 def run_client(*args: str, env: Optional[Dict[str, str]] = None, timeout: float = 60,
-               input: Optional[bytes] = None) -> subprocess.CompletedProcess:
-    """Run ``python -m zdir.client`` to completion; stdout and stderr as text."""
+               input: Optional[bytes] = None,
+               prefix: Sequence[str] = ()) -> subprocess.CompletedProcess:
+    """Run ``python -m zdir.client`` to completion; stdout and stderr as text.
+
+    ``prefix`` runs it under another command, e.g. ``ip netns exec NS``.
+    """
     proc = subprocess.run(
-        [sys.executable, "-m", "zdir.client", *args],
+        [*prefix, sys.executable, "-m", "zdir.client", *args],
         capture_output=True,
         env=clean_env(env),
         timeout=timeout,
@@ -199,3 +203,28 @@ def two_roots(tmp_path: Path):
     a = make_tree(tmp_path / "a", {"alpha.txt": "a", "both.txt": "from a", "sub": {"in_a": "1"}})
     b = make_tree(tmp_path / "b", {"beta.txt": "bb", "both.txt": "from b!", "sub": {"in_b": "2"}})
     return a, b
+
+
+@pytest.fixture
+def zmq_context():
+    """A context for raw sockets in the test: LINGER 0, terminated in a thread so a hang fails."""
+    import zmq
+
+    context = zmq.Context()
+    context.setsockopt(zmq.LINGER, 0)
+    try:
+        yield context
+    finally:
+        closer = threading.Thread(target=context.destroy, kwargs={"linger": 0}, daemon=True)
+        closer.start()
+        closer.join(STOP_TIMEOUT)
+        assert not closer.is_alive(), "the test's ZeroMQ context did not terminate"
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory of a process in KiB, from /proc (Linux only)."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for pid {pid}")

@@ -2,39 +2,28 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
-from typing import Iterator, List, NamedTuple, Optional, Sequence, Tuple
+from functools import partial
+from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional
+from typing import Sequence, Tuple
 
 import zmq
 
-from . import config, protocol
+from . import config, output, protocol
 from .errors import EXIT_OK, EXIT_PARTIAL, Refused, RemoteProtocolError, ZdirError
-from .errors import exit_code
-from .protocol import ENTRY_TYPES, ErrorCode, SourceStatus, name_from_wire
+from .errors import UsageError, exit_code
+from .protocol import ErrorCode, SourceStatus, name_from_wire
+from .entries import Entries, Entry
+from .progress import Progress
 from .reliable import Peer, request
 
 
-class Entry(NamedTuple):
-    """One directory entry from one source.
-
-    ``name`` is a str; a name that is not valid UTF-8 holds surrogate escapes, and
-    ``os.fsencode(name)`` (POSIX) gives back its exact bytes. ``size``, ``mtime``
-    (seconds since the epoch) and ``mode`` (``st_mode``) are None when not asked for.
-    """
-
-    name: str
-    type: str
-    size: Optional[int]
-    mtime: Optional[float]
-    mode: Optional[int]
-    source: str
-
-
 class Listing(NamedTuple):
-    """Merged entries and how every source fared."""
+    """Merged entries (in arrival order until sorted) and how every source fared."""
 
-    entries: List[Entry]
+    entries: Entries
     sources: Tuple[SourceStatus, ...]
 
     @property
@@ -48,7 +37,12 @@ class Listing(NamedTuple):
 
 
 class Reply:
-    """A reply whose header is read and whose chunks are decoded only when iterated."""
+    """A reply whose header is read and whose chunks are decoded only when asked for.
+
+    Consume it once, in one of three ways: iterate it for ``Entry`` tuples, chunk
+    by chunk; ``batches()`` for one ``Entries`` per chunk; or ``entries()`` for
+    all of them in one ``Entries``.
+    """
 
     def __init__(self, header: protocol.ReplyHeader, frames: list) -> None:
         self.header = header
@@ -62,20 +56,18 @@ class Reply:
         while frames:
             yield protocol.decode_chunk(frames.pop().bytes)
 
-    def __iter__(self) -> Iterator[Entry]:
+    def batches(self) -> Iterator[Entries]:
+        """The entries of each chunk as it is decoded: output can start before the last."""
         for source, chunk in self.chunks():
-            yield from entries_of(source, chunk)
+            yield Entries.from_chunk(source, chunk)
 
+    def entries(self) -> Entries:
+        """Every entry, in arrival order: each source's together, sources in header order."""
+        return Entries.from_chunks(self.chunks())
 
-def entries_of(source: str, chunk: protocol.Chunk) -> Iterator[Entry]:
-    """The Entry objects held by one chunk."""
-    count = len(chunk.names)
-    nothing = (None,) * count
-    for name, letter, size, mtime, mode in zip(
-        chunk.names, chunk.types, chunk.sizes or nothing, chunk.mtimes or nothing,
-        chunk.modes or nothing,
-    ):
-        yield Entry(name_from_wire(name), ENTRY_TYPES[letter], size, mtime, mode, source)
+    def __iter__(self) -> Iterator[Entry]:
+        for batch in self.batches():
+            yield from batch
 
 
 class Client:
@@ -98,15 +90,15 @@ class Client:
         self.endpoint = endpoint
         self.timeout = timeout
         self.retries = retries
-        self._context = zmq.Context()
         setup = None
-        if server_key:
-            from .keys import client_security
+        if server_key or curve_secret:
+            from .keys import client_security  # only CURVE users pay for zmq.auth
 
-            setup = client_security(curve_secret, server_key)
-        elif curve_secret:
-            raise ZdirError("--curve-secret needs --server-key (the server's public key)")
-        self._peer = Peer(self._context, endpoint, setup=setup, secure=setup is not None)
+            setup = client_security(curve_secret, server_key)  # before the context: may raise
+        self._context = zmq.Context()
+        # secure=True even in plaintext: a zdir server that refuses our handshake is
+        # one that wants CURVE (or other keys), and the message should say so.
+        self._peer = Peer(self._context, endpoint, setup=setup, secure=True)
 
     def __enter__(self) -> "Client":
         return self
@@ -161,7 +153,7 @@ class Client:
         Unreachable when the server does not answer.
         """
         reply = self.stream(path, **options)  # type: ignore[arg-type]
-        return Listing(list(reply), reply.sources)
+        return Listing(reply.entries(), reply.sources)
 
     def ping(self) -> Tuple[SourceStatus, ...]:
         """Name, version and uptime of the server and of every node behind it."""
@@ -182,6 +174,10 @@ def _check_found(sources: Sequence[SourceStatus], path: "str | bytes") -> None:
 
 # -- the command ------------------------------------------------------------------------------
 
+SORT_KEYS = ("name", "size", "time", "source", "none")
+COLOR_WHEN = ("auto", "always", "never")
+
+
 def client_flags() -> config.Flags:
     prog = "python -m zdir.client"
     flags = config.Flags(
@@ -190,11 +186,15 @@ def client_flags() -> config.Flags:
         epilog=(
             "examples:\n"
             f"  {prog}                          # the merged root, one name per line\n"
-            f"  {prog} -l docs                  # long format, with the source of each entry\n"
+            f"  {prog} -lh docs                 # long format, sizes like 1.5K, with each source\n"
+            f"  {prog} -R --glob 'report*.pdf'  # find a file on every host\n"
+            f"  {prog} --compare -R docs        # where each name is; which copies differ\n"
             f"  {prog} --json | jq '.entries[].name'\n"
+            f"  {prog} -R --ndjson | jq -r 'select(.size > 1e9) | .name'\n"
             f"  {prog} --server tcp://hosta:5555 --ping\n"
             "\nexit status: 0 complete, 1 refused (bad path, not found anywhere),"
             " 2 usage,\n3 partial (a source failed; stderr names it), 4 server unreachable."
+            "\nThe shapes of --json, --ndjson and --compare are in docs/output.md."
         ),
     )
     flags.parser.add_argument("path", nargs="?", default="", metavar="PATH",
@@ -208,9 +208,6 @@ def client_flags() -> config.Flags:
     flags.add("--server-key", metavar="FILE", help="server's public key file: turns CURVE on")
     flags.add("--curve-secret", metavar="FILE", help="this client's secret key file (CURVE)")
     flags.switch("-a", "--all", help="include names starting with '.'")
-    flags.switch("-l", help="long format: mode, size, mtime, source, name")
-    flags.switch("--json", help='one JSON document {"entries": [...], "sources": [...]}')
-    flags.switch("--ping", help="ask every node for its name, version, uptime and upstreams")
     flags.switch("-R", "--recursive", help="list sub-directories too (names relative to PATH)")
     flags.add("--max-depth", type=config.positive_int, metavar="N", env=False,
               help="with -R, descend at most N levels (implies -R)")
@@ -218,67 +215,208 @@ def client_flags() -> config.Flags:
               help="only names matching PATTERN (evaluated on the servers; repeatable)")
     flags.add("--exclude", many=True, metavar="PATTERN", env=False,
               help="leave out names matching PATTERN, and do not descend into them")
-    flags.switch("--unsorted", help="print entries as they arrive, in no particular order")
+    flags.add("--source", many=True, metavar="NAME", env=False,
+              help="only this source's entries (repeatable); with --compare, compare only these")
+    # Output for people, as GNU ls.
+    flags.switch("-l", help="long format: mode, size, mtime, source, name")
+    flags.switch("-h", "--human", "--human-readable",
+                 help="with -l, sizes like 1.5K 23M 4.0G (as ls -lh: powers of 1024, rounded up)")
+    flags.add("--time-style", default="locale", choices=output.TIME_STYLES, metavar="STYLE",
+              help="with -l: locale (Mar 30 23:45), iso (03-30 23:45), long-iso "
+                   "(2024-03-30 23:45) or full-iso (2024-03-30 23:45:07.123456000 +0000)")
+    flags.switch("-1", help="one name per line (the default; accepted for ls habits)")
+    flags.switch("-F", "--classify",
+                 help="append / to directories, @ to symlinks, | to fifos, = to sockets, "
+                      "* to executables")
+    flags.add("--color", "--colour", default="auto", choices=COLOR_WHEN, nargs="?",
+              const="always", metavar="WHEN",
+              help="colour names by type as ls does (LS_COLORS keys di ln ex pi so bd cd); "
+                   "auto: only when stdout is a terminal and NO_COLOR is unset")
+    flags.add("--sort", choices=SORT_KEYS, env=False, metavar="WORD",
+              help="name (code points; the default), size (largest first), time (newest "
+                   "first), source, or none (as they arrive; the default for --ndjson)")
+    flags.parser.add_argument("-S", dest="sort", action="store_const", const="size",
+                              help="--sort size")
+    flags.parser.add_argument("-t", dest="sort", action="store_const", const="time",
+                              help="--sort time")
+    flags.parser.add_argument("-U", "--unsorted", dest="sort", action="store_const",
+                              const="none", help="--sort none: print entries as they arrive")
+    flags.switch("-r", "--reverse", help="reverse the order")
+    flags.switch("--compare",
+                 help="one line per name: on which sources it is, and whether the copies "
+                      "agree on type, size and mtime")
+    flags.add("--modify-window", default=config.MODIFY_WINDOW, type=config.non_negative_float,
+              metavar="SECONDS", help="with --compare, mtimes this close count as equal")
+    # Output for programs.
+    flags.switch("--json", help='one JSON document {"entries": [...], "sources": [...]}')
+    flags.switch("--ndjson", help='one JSON object per entry and line, streamed as decoded, '
+                                  'then {"sources": [...]} as the last line')
+    flags.switch("--ping", help="ask every node for its name, version, uptime and upstreams")
     return flags
+
+
+def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
+    """The flags, with the combinations that cannot mean anything turned down."""
+    args = client_flags().parse(argv)
+    if args.json and args.ndjson:
+        raise UsageError("--json or --ndjson: choose one")
+    if args.compare and args.sort not in (None, "name"):
+        raise UsageError(f"--compare shows names in order; --sort {args.sort} is for listings")
+    return args
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """The ``zdir`` command; returns its exit status."""
     try:
-        args = client_flags().parse(argv)
+        args = parse_args(argv)
     except ZdirError as exc:
         print(f"zdir: {exc}", file=sys.stderr)
         return exit_code(exc)
     _utf8_stdout()
     try:
-        with Client(args.server, timeout=args.timeout, retries=args.retries,
-                    server_key=args.server_key, curve_secret=args.curve_secret) as client:
-            if args.ping:
-                sources = client.ping()
-                entries: List[Entry] = []
-            else:
-                listing = client.list(
-                    args.path, all=args.all, stat=args.l or args.json, recursive=args.recursive,
-                    max_depth=args.max_depth, glob=args.glob, exclude=args.exclude,
-                )
-                entries, sources = listing.entries, listing.sources
+        # The progress line is blanked (its `with` ends) before any error is printed.
+        with _progress(args) as progress, Client(
+            args.server, timeout=args.timeout, retries=args.retries,
+            server_key=args.server_key, curve_secret=args.curve_secret,
+        ) as client:
+            sources, write = _ping(client, args) if args.ping else _list(client, args, progress)
+            progress.stop()
+            try:
+                write(sys.stdout)
+                sys.stdout.flush()
+            except BrokenPipeError:  # `| head` closed the pipe: stop quietly
+                _silence_stdout()
     except ZdirError as exc:
         print(f"zdir: {type(exc).__name__}: {exc}", file=sys.stderr)
         return exit_code(exc)
-    if not args.unsorted:
-        entries.sort(key=_name_then_source(sources))
-    try:
-        _render(args, entries, sources)
-        sys.stdout.flush()
-    except BrokenPipeError:  # `| head` closed the pipe: stop quietly
-        _silence_stdout()
-    from .output import source_problems
-
-    for line in source_problems(sources):
+    except KeyboardInterrupt as exc:
+        return exit_code(exc)
+    for line in output.source_problems(sources):
         print(f"zdir: {line}", file=sys.stderr)
     return EXIT_PARTIAL if any(s.failed for s in sources) else EXIT_OK
 
 
-def _render(args, entries: List[Entry], sources: Sequence[SourceStatus]) -> None:
-    from . import output
+Writer = Callable[[IO[str]], None]
 
-    out = sys.stdout
+
+def _list(client: Client, args: argparse.Namespace,
+          progress: Progress) -> Tuple[Tuple[SourceStatus, ...], Writer]:
+    """Ask for the listing; return every source's status and what writes the output.
+
+    Entries are decoded as the writer consumes them, so unsorted output and
+    --ndjson stream, whatever the size of the listing.
+    """
+    colors = _colors(args.color)
+    reply = client.stream(
+        args.path, all=args.all, stat=_needs_stat(args, colors), recursive=args.recursive,
+        max_depth=args.max_depth, glob=args.glob, exclude=args.exclude,
+    )
+    sources = progress.sources = reply.sources
+    chosen = _chosen_sources(args.source, sources)
+    entries: Iterable[Entry] = reply
+    if args.source:
+        entries = (e for e in entries if e.source in args.source)
+    records: Iterable[Any]
+    if args.compare:
+        from .compare import compare
+
+        records = compare(entries, chosen, args.modify_window)[:: -1 if args.reverse else 1]
+    else:
+        records = _ordered(entries, args, sources)
+    style = output.Style(args.human, args.time_style, args.classify, colors)
+    return sources, partial(_render, args, records, sources, style)
+
+
+def _render(args: argparse.Namespace, records: Iterable[Any],
+            sources: Sequence[SourceStatus], style: output.Style, out: IO[str]) -> None:
+    """Entries, or comparisons with --compare, in the format the flags ask for."""
+    shape = {"shape": output.compare_dict} if args.compare else {}
     if args.json:
-        output.write_json(entries, sources, out)
-    elif args.ping:
+        output.write_json(records, sources, out, key="names" if args.compare else "entries",
+                          **shape)
+    elif args.ndjson:
+        output.write_ndjson(records, sources, out, **shape)
+    elif args.compare:
+        output.write_compare(records, out, style)  # type: ignore[arg-type]
+    elif args.l:
+        output.write_long(records, out, style)
+    else:
+        output.write_plain(records, out, style)
+
+
+def _ping(client: Client, args: argparse.Namespace) -> Tuple[Tuple[SourceStatus, ...], Writer]:
+    sources = client.ping()
+    if args.json or args.ndjson:
+        return sources, partial(_render, args, [], sources, output.PLAIN)
+
+    def write(out: IO[str]) -> None:
         for s in sources:
             state = "ok" if s.ok else f"{s.code}: {s.error['message']}"  # type: ignore[index]
             version = f" version={s.version} uptime={s.uptime_s}s" if s.version else ""
             print(f"{s.name} {s.endpoint or '-'} {state}{version}", file=out)
-    elif args.l:
-        output.write_long(entries, out)
-    else:
-        output.write_plain(entries, out)
+
+    return sources, write
 
 
-def _name_then_source(sources: Sequence[SourceStatus]):
-    order = {s.name: i for i, s in enumerate(sources)}
-    return lambda e: (e.name, order.get(e.source, len(order)))
+def _chosen_sources(names: Sequence[str],
+                    sources: Tuple[SourceStatus, ...]) -> Tuple[SourceStatus, ...]:
+    """The sources --source names (all when it names none).
+
+    A name that no source has is a usage error, unless a source failed: an
+    upstream that never answered may be the one, and it could not tell its name.
+    """
+    if not names:
+        return sources
+    known = {s.name for s in sources}
+    unknown = [name for name in names if name not in known]
+    if unknown and not any(s.failed for s in sources):
+        raise UsageError(f"--source {unknown[0]}: no such source here; the sources are "
+                         + ", ".join(s.name for s in sources))
+    return tuple(s for s in sources if s.name in names)
+
+
+def _ordered(entries: Iterable[Entry], args: argparse.Namespace,
+             sources: Sequence[SourceStatus]) -> Iterable[Entry]:
+    """--sort and -r; ties go by name, then by the sources' order. none keeps arrival order."""
+    sort = args.sort or ("none" if args.ndjson else "name")
+    if sort == "none":
+        return entries
+    if sort == "name" and isinstance(entries, Reply):
+        # Columns, not Entry tuples: a fraction of the time and memory on large listings.
+        # Entries arrive in the sources' order, so a stable sort breaks ties as below.
+        merged = entries.entries()
+        merged.sort(reverse=args.reverse)
+        return merged
+    rank = {s.name: i for i, s in enumerate(sources)}
+    last = len(rank)
+    keys: Dict[str, Callable[[Entry], tuple]] = {
+        "name": lambda e: (e.name, rank.get(e.source, last)),
+        "size": lambda e: (e.size is None, -(e.size or 0), e.name, rank.get(e.source, last)),
+        "time": lambda e: (e.mtime is None, -(e.mtime or 0), e.name, rank.get(e.source, last)),
+        "source": lambda e: (rank.get(e.source, last), e.name),
+    }
+    return sorted(entries, key=keys[sort], reverse=args.reverse)
+
+
+def _needs_stat(args: argparse.Namespace, colors: Optional[dict]) -> bool:
+    """Sizes, mtimes and modes cost the servers a stat per entry: ask only when they are used."""
+    return bool(args.l or args.json or args.ndjson or args.compare or args.classify or colors
+                or args.sort in ("size", "time"))
+
+
+def _colors(when: str) -> Optional[dict]:
+    """--color: auto means stdout is a terminal and NO_COLOR is unset or empty (no-color.org)."""
+    if when == "never" or (
+        when == "auto" and (os.environ.get("NO_COLOR") or not sys.stdout.isatty())
+    ):
+        return None
+    return output.ls_colors(os.environ.get("LS_COLORS"))
+
+
+def _progress(args: argparse.Namespace) -> Progress:
+    """A progress line is for people: only when stderr is a terminal and stdout is not JSON."""
+    wanted = not (args.json or args.ndjson) and sys.stderr.isatty()
+    return Progress(sys.stderr if wanted else None, args.server)
 
 
 def _utf8_stdout() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import Any, Callable, List, Mapping, Optional, Sequence
 
 from . import __version__
@@ -25,12 +26,39 @@ WORKERS = 4
 MAX_PENDING = 64  # requests waiting for a worker before the server answers "busy"
 MAX_REQUEST_BYTES = 64 * 1024  # ZMQ_MAXMSGSIZE on the listening socket
 LOG_LEVEL = "INFO"
+# Listings a node keeps between requests (see zdir/cache.py for what they may serve).
+CACHE_MB = 64
+STAT_TTL = 3.0  # seconds sizes, mtimes and modes may be served from the cache (as NFS acregmin)
+# --compare: mtimes this close count as equal (many filesystems keep whole seconds only)
+MODIFY_WINDOW = 1.0
 
 ENV_PREFIX = "ZDIR_"
 
 
 def env_name(flag: str) -> str:
     return ENV_PREFIX + flag.lstrip("-").replace("-", "_").upper()
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's formatter, sized without importing shutil.
+
+    argparse makes one at every ``add_argument``, and the first imports shutil
+    (with bz2, lzma and zlib) for the terminal's width: 2-3 ms of every start-up.
+    """
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=_terminal_width() - 2)  # argparse's own margin
+
+
+def _terminal_width() -> int:
+    """What ``shutil.get_terminal_size`` says: $COLUMNS, else stdout's terminal, else 80."""
+    try:
+        columns = int(os.environ.get("COLUMNS", 0))
+        if columns <= 0:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+    except (AttributeError, ValueError, OSError):  # no stdout, a bad $COLUMNS, not a terminal
+        columns = 0
+    return columns or 80
 
 
 class Flags:
@@ -45,7 +73,7 @@ class Flags:
             description=description,
             epilog=epilog,
             add_help=False,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+            formatter_class=_HelpFormatter,
         )
         self.parser.add_argument("--help", action="help", help="show this help and exit")
         self.parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -68,6 +96,9 @@ class Flags:
                 default = [type(v) for v in split_list(raw)] if many else type(raw)
             except (ValueError, argparse.ArgumentTypeError) as exc:
                 raise UsageError(f"{var}={raw!r}: {exc}") from None
+            choices = kwargs.get("choices")
+            if choices is not None and default not in choices:  # argparse checks flags only
+                raise UsageError(f"{var}={raw!r}: choose from {', '.join(choices)}")
         if many:
             kwargs.setdefault("action", "append")
             self.parser.add_argument(*names, default=None, type=type, help=text, **kwargs)
@@ -104,6 +135,13 @@ def positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
     return value
 
 

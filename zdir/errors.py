@@ -23,6 +23,7 @@ EXIT_REFUSED = 1
 EXIT_USAGE = 2
 EXIT_PARTIAL = 3
 EXIT_UNREACHABLE = 4
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
 
 
 class ZdirError(Exception):
@@ -92,6 +93,8 @@ class AuthFailed(Unreachable):
 
 def exit_code(error: BaseException) -> int:
     """Map an error to the command's exit status (the one place this is decided)."""
+    if isinstance(error, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
     if isinstance(error, UsageError):
         return EXIT_USAGE
     if isinstance(error, (Unreachable, ProtocolError)):

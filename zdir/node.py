@@ -22,16 +22,20 @@ import sys
 import threading
 import time
 import uuid
-from typing import Callable, Deque, List, NamedTuple, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, Deque, List, NamedTuple, Optional, Sequence, Tuple
 
 import zmq
 
 from . import __version__, config, protocol
 from .errors import ListingError, ProtocolError, RemoteProtocolError, UsageError, ZdirError
 from .lister import DEFAULT_CHUNK_ENTRIES, DEFAULT_MAX_DEPTH, DEFAULT_MAX_ENTRIES, DirListing
+from .cache import ListingCache
 from .lister import Options, split_path
 from .protocol import ErrorCode, ReplyHeader, SourceStatus, error_dict
 from .reliable import Exchange, Outcome, Peer, SocketSetup
+
+if TYPE_CHECKING:  # keys imports zmq.auth, which only CURVE deployments need
+    from .keys import CurveServer, Gatekeeper
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +58,9 @@ class NodeConfig(NamedTuple):
     max_entries: int = DEFAULT_MAX_ENTRIES
     max_depth: int = DEFAULT_MAX_DEPTH
     chunk_entries: int = DEFAULT_CHUNK_ENTRIES
-    server_setup: Optional[SocketSetup] = None  # CURVE on the listening socket
+    cache_bytes: int = config.CACHE_MB << 20
+    stat_ttl: float = config.STAT_TTL
+    curve_server: Optional["CurveServer"] = None  # CURVE and ZAP on the listening socket
     upstream_setup: Optional[SocketSetup] = None  # CURVE on the upstream sockets
 
 
@@ -66,10 +72,12 @@ def reply_margin(budget: float) -> float:
 class Handler:
     """A node's core, one per worker: it owns that worker's upstream sockets."""
 
-    def __init__(self, cfg: NodeConfig, context: zmq.Context, node_id: str, started: float):
+    def __init__(self, cfg: NodeConfig, context: zmq.Context, node_id: str, started: float,
+                 cache: ListingCache):
         self.cfg = cfg
         self.node_id = node_id
         self.started = started
+        self.cache = cache
         self.peers = [
             Peer(context, ep, setup=cfg.upstream_setup, secure=cfg.upstream_setup is not None)
             for ep in cfg.upstreams
@@ -98,12 +106,12 @@ class Handler:
     def _serve(self, request: protocol.Request, started: float) -> List[object]:
         if self.node_id in request.trail:
             message = f"{self.cfg.name} is already on this request's path: the chain has a loop"
-            return protocol.error_reply(request.id, request.op, ErrorCode.LOOP, message)
+            return self._refuse(request, ErrorCode.LOOP, message, started)
         if request.op == "list":
             try:
                 split_path(request.path)
             except ListingError as exc:
-                return protocol.error_reply(request.id, request.op, exc.code, exc.message)
+                return self._refuse(request, exc.code, exc.message, started)
         exchange = self._ask_upstreams(request, started)
         own, chunks = self._local(request, started)
         sources = [own]
@@ -159,7 +167,7 @@ class Handler:
         )
         try:
             listing = DirListing(self.cfg.root, request.path, options)
-            chunks: List[object] = [protocol.encode_chunk(name, chunk) for chunk in listing]
+            chunks, entries = self._chunks(listing, options)
         except ListingError as exc:
             return SourceStatus(name, False, error=error_dict(exc.code, exc.message),
                                 elapsed_ms=_ms_since(started)), []
@@ -168,11 +176,31 @@ class Handler:
             name,
             True,
             error=error_dict(warning.code, warning.message) if warning else None,
-            entries=listing.entries,
+            entries=entries,
             truncated=listing.truncated,
             elapsed_ms=_ms_since(started),
         )
         return status, chunks
+
+    def _chunks(self, listing: DirListing, options: Options) -> Tuple[List[object], int]:
+        """The listing's chunk frames and entry count, kept while the directory is unchanged.
+
+        Only what a one-level listing's stamp can vouch for is cached (see cache.py).
+        """
+        name = self.cfg.name
+        if options.recursive:
+            return [protocol.encode_chunk(name, chunk) for chunk in listing], listing.entries
+        began = time.time()
+        stamp = listing.stamp()
+        key = (stamp[0], stamp[1], options.all, options.stat, options.glob, options.exclude)
+        kept = self.cache.get(key, stamp)
+        if kept is not None:
+            listing.close()
+            return list(kept.chunks), kept.entries
+        chunks: List[object] = [protocol.encode_chunk(name, chunk) for chunk in listing]
+        if not listing.truncated and self.cache.worth_keeping(stamp, options.stat, began):
+            self.cache.put(key, stamp, options.stat, chunks, listing.entries)  # type: ignore[arg-type]
+        return chunks, listing.entries
 
     def _absorb(self, outcome: Outcome, request_id: bytes) -> Tuple[List[SourceStatus], List[object]]:
         """Turn one upstream's outcome into source statuses and chunk frames to relay as-is."""
@@ -200,6 +228,13 @@ class Handler:
         if first.endpoint is None:
             first = first._replace(endpoint=peer.endpoint)
         return [first, *header.sources[1:]], list(frames[1:])
+
+    def _refuse(self, request: protocol.Request, code: str, message: str,
+                started: float) -> List[object]:
+        """An error reply, logged like every other request: one line each."""
+        log.info("%s %r status=refused code=%s %.1fms", request.op,
+                 protocol.name_from_wire(request.path), code, _ms_since(started))
+        return protocol.error_reply(request.id, request.op, code, message)
 
     def _log(self, request: protocol.Request, sources: Sequence[SourceStatus], started: float) -> None:
         failed = [f"{s.name}:{s.code}" for s in sources if s.failed]
@@ -234,18 +269,21 @@ class Node:
         self.backend: Optional[zmq.Socket] = None
         self.endpoint = ""
         self._threads: List[threading.Thread] = []
+        self.cache = ListingCache(cfg.cache_bytes, cfg.stat_ttl)
+        self._gatekeeper: Optional["Gatekeeper"] = None
 
     def bind(self) -> str:
         """Bind the listening socket and start the workers; returns the real endpoint."""
         frontend = self.context.socket(zmq.ROUTER)
         frontend.setsockopt(zmq.MAXMSGSIZE, self.cfg.max_request_bytes)
         frontend.ipv6 = "[" in self.cfg.bind or "::" in self.cfg.bind
-        if self.cfg.server_setup is not None:
-            self.cfg.server_setup(frontend)
+        if self.cfg.curve_server is not None:
+            self._gatekeeper = self.cfg.curve_server.secure(frontend)
         try:
             frontend.bind(self.cfg.bind)
         except zmq.ZMQError as exc:
             frontend.close(linger=0)
+            self._stop_gatekeeper()
             raise UsageError(f"cannot bind {self.cfg.bind}: {exc}") from exc
         self.frontend = frontend
         self.endpoint = frontend.getsockopt_string(zmq.LAST_ENDPOINT)
@@ -270,7 +308,7 @@ class Node:
         self._threads.append(thread)
 
     def _work(self, address: str, ready: threading.Event) -> None:
-        handler = Handler(self.cfg, self.context, self.node_id, self.started)
+        handler = Handler(self.cfg, self.context, self.node_id, self.started, self.cache)
         sock = self.context.socket(zmq.REP)
         try:
             sock.bind(address)
@@ -313,11 +351,7 @@ class Node:
     def _dispatch(self, frames: list, idle: Deque[bytes], pending: Deque[list]) -> None:
         """Route one client message: to a worker, to the queue, or straight back refused."""
         if len(frames) < 3 or frames[1].bytes != b"":
-            # A DEALER that skipped the empty delimiter: answer it in its own framing.
-            reply = protocol.error_reply(None, "", ErrorCode.BAD_REQUEST,
-                                         "missing the empty delimiter frame: speak REQ, or "
-                                         "send an empty frame before the request")
-            self.frontend.send_multipart([frames[0], *reply], copy=False)
+            self._refuse_framing(frames)
         elif idle:
             self.backend.send_multipart([idle.popleft(), *frames], copy=False)
         elif len(pending) < self.cfg.max_pending:
@@ -329,6 +363,21 @@ class Node:
                                          "are waiting already; try again")
             self.frontend.send_multipart([frames[0], b"", *reply], copy=False)
 
+    def _refuse_framing(self, frames: list) -> None:
+        """Answer, in the sender's own framing, a message no REP worker could take.
+
+        A REP socket silently drops a message with nothing after the delimiter, and
+        the worker it was handed to would then never reply: such messages stay here.
+        """
+        if len(frames) == 2 and frames[1].bytes == b"":
+            envelope, message = [frames[0], b""], "a request is exactly one frame, got 0"
+        else:  # a DEALER that skipped the empty delimiter
+            envelope = [frames[0]]
+            message = ("missing the empty delimiter frame: speak REQ, or send an empty "
+                       "frame before the request")
+        reply = protocol.error_reply(None, "", ErrorCode.BAD_REQUEST, message)
+        self.frontend.send_multipart([*envelope, *reply], copy=False)
+
     def stop(self) -> None:
         self.stopping.set()
 
@@ -336,11 +385,18 @@ class Node:
         for sock in (self.frontend, self.backend):
             if sock is not None:
                 sock.close(linger=0)
+        self._stop_gatekeeper()
         # Terminating the context wakes every worker blocked in ZeroMQ with ETERM;
         # a worker deep in a huge scandir is not waited for beyond the grace period.
         closer = threading.Thread(target=self.context.term, daemon=True)
         closer.start()
         closer.join(SHUTDOWN_GRACE)
+
+    def _stop_gatekeeper(self) -> None:
+        """The ZAP thread's sockets must close before the context can terminate."""
+        if self._gatekeeper is not None:
+            self._gatekeeper.stop()
+            self._gatekeeper = None
 
 
 def _peek_id(frames: list) -> Optional[bytes]:
@@ -402,6 +458,12 @@ def server_flags(preset: Preset) -> config.Flags:
               help="deepest level a recursive listing descends")
     flags.add("--chunk-entries", default=DEFAULT_CHUNK_ENTRIES, type=config.positive_int,
               metavar="N", help="entries per chunk frame")
+    flags.add("--cache-mb", default=config.CACHE_MB, type=config.count, metavar="MB",
+              help="memory for listings kept between requests and served while their "
+                   "directory is unchanged; 0 turns the cache off")
+    flags.add("--stat-ttl", default=config.STAT_TTL, type=config.non_negative_float,
+              metavar="SECONDS", help="how old the sizes, mtimes and modes of a kept "
+                                       "listing may be; 0 keeps names-only listings alone")
     flags.add("--curve-secret", metavar="FILE",
               help="this node's secret key file: turns CURVE encryption on")
     flags.add("--curve-allow", metavar="DIR",
@@ -419,11 +481,11 @@ def node_config(args, preset: Preset) -> NodeConfig:
     root = os.path.realpath(args.root)
     if not os.path.isdir(root):
         raise UsageError(f"--root {args.root}: not a directory")
-    server_setup = upstream_setup = None
+    curve_server = upstream_setup = None
     if args.curve_secret or args.curve_allow or args.upstream_server_key:
         from . import keys  # only CURVE deployments pay for this import
 
-        server_setup, upstream_setup = keys.node_security(
+        curve_server, upstream_setup = keys.node_security(
             args.curve_secret, args.curve_allow, args.upstream_server_key
         )
     return NodeConfig(
@@ -439,7 +501,9 @@ def node_config(args, preset: Preset) -> NodeConfig:
         max_entries=args.max_entries,
         max_depth=args.max_depth,
         chunk_entries=args.chunk_entries,
-        server_setup=server_setup,
+        cache_bytes=args.cache_mb << 20,
+        stat_ttl=args.stat_ttl,
+        curve_server=curve_server,
         upstream_setup=upstream_setup,
     )
 
@@ -469,10 +533,23 @@ def main(argv: Optional[Sequence[str]], preset: Preset) -> int:
 
 
 def _warn_if_exposed(cfg: NodeConfig) -> None:
-    host = cfg.bind.partition("://")[2].rpartition(":")[0].strip("[]")
-    loopback = host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
-    if cfg.bind.startswith("tcp://") and not loopback and cfg.server_setup is None:
+    """Plaintext is the default only because loopback never leaves the host: say so otherwise."""
+    if cfg.curve_server is None and _off_host(cfg.bind):
         log.warning(
             "listening on %s without CURVE: anyone who can reach it can list %s "
             "(see docs/security.md)", cfg.bind, cfg.root,
         )
+    if cfg.upstream_setup is None:
+        for upstream in filter(_off_host, cfg.upstreams):
+            log.warning(
+                "asking %s without CURVE: listings cross the network in clear text "
+                "(--upstream-server-key; see docs/security.md)", upstream,
+            )
+
+
+def _off_host(endpoint: str) -> bool:
+    """A TCP endpoint whose host is not loopback (a wildcard or an interface counts as off)."""
+    transport, _, address = endpoint.partition("://")
+    host = address.rpartition(":")[0].strip("[]")
+    loopback = host in ("localhost", "::1") or host.startswith("127.")
+    return transport == "tcp" and not loopback

@@ -4,15 +4,43 @@ from __future__ import annotations
 
 import stat as stat_module
 import time
-from typing import IO, Iterable, List, Optional, Sequence
+from typing import (IO, TYPE_CHECKING, Any, Callable, Iterable, List, Mapping, NamedTuple,
+                    Optional, Sequence)
 
-from .protocol import SourceStatus
+from .entries import Entries
+from .protocol import ENTRY_TYPES, SourceStatus
+
+if TYPE_CHECKING:
+    from .compare import Comparison
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_SIX_MONTHS = 182.5 * 24 * 3600  # GNU ls shows the year instead of the time beyond this
+_HALF_YEAR = 31556952 // 2  # GNU ls: older files show the year, not the time of day
+# A file up to an hour "in the future" still counts as recent: the servers' clocks are not ours.
+_CLOCK_SKEW = 3600
+TIME_STYLES = ("locale", "iso", "long-iso", "full-iso")  # GNU's names; locale is ls in the C locale
+_SIZE_SUFFIXES = "KMGTPEZYRQ"
 _ESCAPES = {"\a": "\\a", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\v": "\\v", "\f": "\\f",
             "\r": "\\r", "\\": "\\\\"}
 _TYPE_CHARS = {"file": "-", "dir": "d", "symlink": "l", "other": "?"}
+# Kinds are LS_COLORS keys; the colours are GNU dircolors' defaults.
+DEFAULT_COLORS = {"di": "01;34", "ln": "01;36", "ex": "01;32", "pi": "40;33", "so": "01;35",
+                  "bd": "40;33;01", "cd": "40;33;01"}
+_KINDS = frozenset(("fi", *DEFAULT_COLORS))
+_INDICATORS = {"di": "/", "ln": "@", "pi": "|", "so": "=", "ex": "*"}  # ls -F
+_SPECIAL_KINDS = {stat_module.S_IFIFO: "pi", stat_module.S_IFSOCK: "so",
+                  stat_module.S_IFBLK: "bd", stat_module.S_IFCHR: "cd"}
+
+
+class Style(NamedTuple):
+    """How a line looks: the ``ls`` flags -h, --time-style, -F and --color."""
+
+    human: bool = False
+    time_style: str = "locale"
+    classify: bool = False
+    colors: Optional[Mapping[str, str]] = None  # kind -> SGR code; None: no colour
+
+
+PLAIN = Style()
 
 
 def escape_name(name: str) -> str:
@@ -44,32 +72,119 @@ def mode_string(entry_type: str, mode: Optional[int]) -> str:
     return stat_module.filemode(mode)
 
 
-def format_time(mtime: Optional[float], now: float) -> str:
-    """``ls -l``'s default: month, day and time, or the year for old or future files."""
+def format_time(mtime: Optional[float], now: float, style: str = "locale") -> str:
+    """A modification time as ``ls -l --time-style=STYLE`` shows it, in local time.
+
+    locale (ls in the C locale) and iso show the time of day for recent files and
+    the year for old or future ones. full-iso shows microseconds padded to GNU's
+    nine digits: the wire carries mtime as a float, exact to the microsecond.
+    """
     if mtime is None:
         return "?"
-    moment = time.localtime(mtime)
+    micros = round(mtime * 1_000_000)
+    seconds, fraction = divmod(micros, 1_000_000)
+    try:
+        moment = time.localtime(seconds)
+    except (OverflowError, OSError, ValueError):  # a remote clock far off any calendar
+        return "?"
+    if style == "full-iso":
+        return time.strftime(f"%Y-%m-%d %H:%M:%S.{fraction:06d}000 %z", moment)
+    if style == "long-iso":
+        return time.strftime("%Y-%m-%d %H:%M", moment)
+    recent = now - _HALF_YEAR < mtime < now + _CLOCK_SKEW
+    if style == "iso":
+        return time.strftime("%m-%d %H:%M" if recent else "%Y-%m-%d ", moment)
     month = _MONTHS[moment.tm_mon - 1]
-    if now - _SIX_MONTHS < mtime < now + 3600:
+    if recent:
         return f"{month} {moment.tm_mday:2d} {moment.tm_hour:02d}:{moment.tm_min:02d}"
     return f"{month} {moment.tm_mday:2d}  {moment.tm_year:4d}"
 
 
-def write_plain(entries: Iterable, out: IO[str]) -> None:
+def human_size(size: Optional[int]) -> str:
+    """A size as ``ls -lh`` shows it: powers of 1024, rounded up, one decimal below 10.
+
+    0, 1023, 1.0K, 1.5K, 10K, 1.0M (for 1048575 too, as GNU rounds up).
+    """
+    if size is None:
+        return "?"
+    if size < 1024:
+        return str(size)
+    power, exponent = 1024, 0
+    while size >= power * 1024 and exponent < len(_SIZE_SUFFIXES) - 1:
+        power *= 1024
+        exponent += 1
+    if size < 10 * power:
+        tenths = -(-size * 10 // power)  # ceiling, in integers: exact at any size
+        if tenths < 100:
+            return f"{tenths // 10}.{tenths % 10}{_SIZE_SUFFIXES[exponent]}"
+    whole = -(-size // power)
+    if whole == 1024 and exponent < len(_SIZE_SUFFIXES) - 1:
+        return f"1.0{_SIZE_SUFFIXES[exponent + 1]}"
+    return f"{whole}{_SIZE_SUFFIXES[exponent]}"
+
+
+def kind(entry_type: str, mode: Optional[int]) -> str:
+    """The entry's LS_COLORS key: di, ln, ex, fi, pi, so, bd, cd; "" when not known."""
+    if entry_type == "dir":
+        return "di"
+    if entry_type == "symlink":
+        return "ln"
+    if entry_type == "file":
+        return "ex" if mode is not None and mode & 0o111 else "fi"
+    return "" if mode is None else _SPECIAL_KINDS.get(stat_module.S_IFMT(mode), "")
+
+
+def ls_colors(spec: Optional[str]) -> dict:
+    """Colours by kind: GNU's defaults, overridden by the kind keys of an LS_COLORS value.
+
+    Extension patterns (``*.tar=...``) are not supported: only kinds travel.
+    """
+    colors = dict(DEFAULT_COLORS)
+    for item in (spec or "").split(":"):
+        key, sep, value = item.partition("=")
+        # "" turns a colour off; values that are not SGR codes (ln=target) are skipped
+        if sep and key in _KINDS and (not value or value.replace(";", "").isdigit()):
+            colors[key] = value
+    return colors
+
+
+def show_name(entry: Any, style: Style) -> str:
+    """The escaped name, coloured and followed by its ``-F`` indicator when the style asks."""
+    name = escape_name(entry.name)
+    if style.colors is None and not style.classify:
+        return name
+    what = kind(entry.type, entry.mode)
+    color = style.colors.get(what) if style.colors else None
+    if color and color not in ("0", "00"):
+        name = f"\x1b[{color}m{name}\x1b[0m"
+    return name + _INDICATORS.get(what, "") if style.classify else name
+
+
+def write_plain(entries: Iterable, out: IO[str], style: Style = PLAIN) -> None:
     """One escaped name per line."""
-    out.writelines(escape_name(entry.name) + "\n" for entry in entries)
+    if style.colors is None and not style.classify and hasattr(entries, "batches"):
+        for batch in entries.batches():  # a column of names at a time (zdir.entries)
+            names = batch.names
+            joined = "".join(names)
+            if not joined.isprintable() or "\\" in joined:
+                names = list(map(escape_name, names))
+            if names:
+                out.write("\n".join(names) + "\n")
+        return
+    out.writelines(show_name(entry, style) + "\n" for entry in entries)
 
 
-def write_long(entries: Sequence, out: IO[str]) -> None:
+def write_long(entries: Iterable, out: IO[str], style: Style = PLAIN) -> None:
     """mode, size, mtime, source, name: columns aligned like ``ls -l``."""
     now = time.time()
+    size_text: Callable[[Optional[int]], str] = human_size if style.human else _bytes
     rows = [
         (
             mode_string(e.type, e.mode),
-            "?" if e.size is None else str(e.size),
-            format_time(e.mtime, now),
+            size_text(e.size),
+            format_time(e.mtime, now, style.time_style),
             e.source,
-            escape_name(e.name),
+            show_name(e, style),
         )
         for e in entries
     ]
@@ -82,6 +197,10 @@ def write_long(entries: Sequence, out: IO[str]) -> None:
         f"{m} {s:>{size_width}} {t:<{time_width}} {src:<{source_width}} {n}\n"
         for m, s, t, src, n in rows
     )
+
+
+def _bytes(size: Optional[int]) -> str:
+    return "?" if size is None else str(size)
 
 
 def entry_dict(entry) -> dict:
@@ -98,19 +217,137 @@ def entry_dict(entry) -> dict:
 
 def source_dict(source: SourceStatus) -> dict:
     """The JSON shape of one source's status."""
-    return {k: v for k, v in source._asdict().items() if v is not None or k in ("endpoint", "error")}
+    kept = ("endpoint", "error")
+    return {k: v for k, v in source._asdict().items() if v is not None or k in kept}
 
 
-def write_json(entries: Iterable, sources: Sequence[SourceStatus], out: IO[str]) -> None:
-    """One JSON document: ``{"entries": [...], "sources": [...]}``."""
+def write_json(entries: Iterable, sources: Sequence[SourceStatus], out: IO[str], *,
+               key: str = "entries", shape: Callable[[Any], dict] = entry_dict) -> None:
+    """One JSON document: ``{"entries": [...], "sources": [...]}`` (``"names"`` for --compare)."""
     import json
 
-    document = {
-        "entries": [entry_dict(e) for e in entries],
-        "sources": [source_dict(s) for s in sources],
-    }
-    json.dump(document, out)
+    sources_json = [source_dict(s) for s in sources]
+    if shape is entry_dict and hasattr(entries, "batches"):
+        # The same text as json.dump, built a column at a time: no dict per entry.
+        out.write(f'{{"{key}": [')
+        separator = ""
+        for batch in entries.batches():
+            if batch:
+                out.write(separator + _json_objects(batch, ", "))
+                separator = ", "
+        out.write(f'], "sources": {json.dumps(sources_json)}}}\n')
+        return
+    json.dump({key: [shape(e) for e in entries], "sources": sources_json}, out)
     out.write("\n")
+
+
+def write_ndjson(entries: Iterable, sources: Sequence[SourceStatus], out: IO[str], *,
+                 shape: Callable[[Any], dict] = entry_dict) -> None:
+    """One JSON object per line, written as entries come, then ``{"sources": [...]}``.
+
+    The sources line comes last so that a reader who never sees it knows the
+    output was cut short.
+    """
+    import json
+
+    encode = json.JSONEncoder().encode  # json.dumps' defaults, without its per-call set-up
+    if shape is entry_dict and hasattr(entries, "batches"):
+        for batch in entries.batches():
+            if batch:
+                out.write(_json_objects(batch, "\n") + "\n")
+    else:
+        out.writelines(encode(shape(e)) + "\n" for e in entries)
+    out.write(encode({"sources": [source_dict(s) for s in sources]}) + "\n")
+
+
+_JSON_HEAD = '{"name": "'
+_JSON_TYPES = {letter: f'", "type": "{name}", "size": ' for letter, name in ENTRY_TYPES.items()}
+
+
+def _json_objects(batch: Entries, separator: str) -> str:
+    """``json.dumps(entry_dict(e))`` for every entry of a batch, joined by ``separator``.
+
+    Built column by column with C-level maps and one join: this is most of what
+    ``zdir --json`` costs on a large listing, so it avoids any work per entry in
+    Python. tests/unit/test_entries.py holds it to json.dumps' exact text.
+    """
+    from json.encoder import encode_basestring_ascii
+
+    count = len(batch.names)
+    names = batch.names
+    joined = "".join(names)
+    if not (joined.isascii() and joined.isprintable()) or '"' in joined or "\\" in joined:
+        names = [encode_basestring_ascii(name)[1:-1] for name in names]  # as json.dumps does
+    tails = {source: f', "source": {encode_basestring_ascii(source)}}}{separator}{_JSON_HEAD}'
+             for source in set(batch.sources)}
+    parts: List[Any] = [None] * (8 * count)
+    parts[0::8] = names
+    parts[1::8] = map(_JSON_TYPES.__getitem__, batch.types)
+    parts[2::8] = _json_numbers(batch.sizes, count)
+    parts[3::8] = [', "mtime": '] * count
+    parts[4::8] = _json_numbers(batch.mtimes, count)
+    parts[5::8] = [', "mode": '] * count
+    parts[6::8] = _json_numbers(batch.modes, count)
+    parts[7::8] = map(tails.__getitem__, batch.sources)
+    parts[-1] = parts[-1][: -len(separator + _JSON_HEAD)]
+    return _JSON_HEAD + "".join(parts)
+
+
+def _json_numbers(column: Optional[list], count: int) -> List[str]:
+    """A stat column as JSON texts; when values repeat (modes, often mtimes), each once."""
+    if column is None:
+        return ["null"] * count
+    kinds = set(map(type, column))
+    sample = column[:256]
+    if len(set(sample)) * 2 > len(sample) or len(kinds) > 1:  # 1, 1.0 and True: one dict key
+        return _json_texts(column, kinds)
+    distinct = dict.fromkeys(column)
+    return list(map(dict(zip(distinct, _json_texts(distinct, kinds))).__getitem__, column))
+
+
+def _json_texts(values: Iterable[Any], kinds: set) -> List[str]:
+    """json.dumps of each value; repr, which is the same text, for plain ints and floats."""
+    import json
+
+    if kinds <= {int}:
+        return list(map(int.__repr__, values))
+    if kinds <= {float}:
+        texts = list(map(float.__repr__, values))
+        if "n" not in "".join(texts):  # no nan or inf, which JSON spells NaN and Infinity
+            return texts
+    return list(map(json.dumps, values))
+
+
+def compare_status(comparison: Comparison) -> str:
+    """``same``, ``differs (size, mtime)``, ``only on a, c`` or ``only on a, c; differs (size)``."""
+    differs = f"differs ({', '.join(comparison.differs)})" if comparison.differs else ""
+    if comparison.status != "only":
+        return differs or "same"
+    where = f"only on {', '.join(comparison.copies)}"
+    return f"{where}; {differs}" if differs else where
+
+
+def compare_dict(comparison: Comparison) -> dict:
+    """The JSON shape of one compared name (see docs/output.md)."""
+    return {
+        "name": comparison.name,
+        "status": comparison.status,
+        "differs": list(comparison.differs),
+        "missing": list(comparison.missing),
+        "unknown": list(comparison.unknown),
+        "sources": {
+            source: {"type": e.type, "size": e.size, "mtime": e.mtime, "mode": e.mode}
+            for source, e in comparison.copies.items()
+        },
+    }
+
+
+def write_compare(comparisons: Sequence[Comparison], out: IO[str], style: Style = PLAIN) -> None:
+    """One line per name: its status, padded to one width, then the name (last, as in ``ls -l``)."""
+    rows = [(compare_status(c), show_name(next(iter(c.copies.values())), style))
+            for c in comparisons]
+    width = max((len(status) for status, _ in rows), default=0)
+    out.writelines(f"{status:<{width}}  {name}\n" for status, name in rows)
 
 
 def source_problems(sources: Sequence[SourceStatus]) -> List[str]:

@@ -333,6 +333,9 @@ def encode_chunk(source: str, chunk: Chunk) -> bytes:
     return pack([source, chunk.names, chunk.types, chunk.sizes, chunk.mtimes, chunk.modes])
 
 
+_NAME_TYPES = frozenset((str, bytes))
+
+
 def decode_chunk(frame: bytes) -> Tuple[str, Chunk]:
     """Parse and validate one chunk frame (columns must all have one value per name)."""
     wire = unpack(frame, "chunk")
@@ -347,7 +350,7 @@ def decode_chunk(frame: bytes) -> Tuple[str, Chunk]:
     for column in (sizes, mtimes, modes):
         if column is not None and (not isinstance(column, list) or len(column) != count):
             raise RemoteProtocolError("every stat column must be nil or one value per name")
-    if not all(isinstance(n, (str, bytes)) for n in names):
+    if not set(map(type, names)) <= _NAME_TYPES:  # one C-level pass: chunks are large
         raise RemoteProtocolError("chunk names must be strings or bin")
     return source, Chunk(names, types, sizes, mtimes, modes)
 

@@ -11,7 +11,6 @@ socket monitor tells "never connected" (unreachable) from "connected but silent"
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Callable, List, NamedTuple, Optional, Sequence
 
@@ -19,8 +18,6 @@ import zmq
 
 from .errors import AuthFailed, Unreachable
 from .protocol import ErrorCode
-
-log = logging.getLogger(__name__)
 
 DEFAULT_BACKOFF = 0.05  # seconds before the first retry; doubles, capped below
 MAX_BACKOFF = 1.0
@@ -67,7 +64,12 @@ class Peer:
 
     def open(self) -> zmq.Socket:
         if self.socket is None:
-            sock = self.context.socket(zmq.REQ)
+            try:
+                sock = self.context.socket(zmq.REQ)
+            except zmq.ZMQError as exc:
+                if exc.errno == zmq.ETERM:  # pyzmq says so with a bare ZMQError here
+                    raise zmq.ContextTerminated() from exc
+                raise
             sock.linger = 0
             sock.ipv6 = "[" in self.endpoint  # tcp://[::1]:5555
             if self.setup is not None:
@@ -214,8 +216,11 @@ class Exchange:
         if self.deadline is not None and now + delay >= self.deadline:
             self._give_up(attempt, now)
             return
-        log.debug("no reply from %s on attempt %d; retrying on a fresh socket",
-                  attempt.peer.endpoint, attempt.number)
+        import logging  # here, not at the top: it is a sixth of the client's start-up time
+
+        logging.getLogger(__name__).debug(
+            "no reply from %s on attempt %d; retrying on a fresh socket",
+            attempt.peer.endpoint, attempt.number)
         attempt.retry_at = now + delay
         attempt.peer.reset()
 
