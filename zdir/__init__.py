@@ -1,8 +1,9 @@
 """zdir: a read-only directory listing service that spans machines, built on ZeroMQ.
 
-The public API: ``Client``, ``Entry``, ``Listing`` and the errors (``ZdirError`` and
-its subclasses). They are imported on first use, so ``python -m zdir.server_b``
-and ``zdir --version`` pay only for what they run.
+The public API: ``Client``, ``Listing``, ``Entries``, ``Entry``, ``Reply`` and the
+errors (``ZdirError`` and its subclasses); see docs/api.md. They are imported on
+first use, so ``python -m zdir.server_b`` and ``zdir --version`` pay only for what
+they run.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "Client": "client",
-    "Entry": "client",
+    "Entry": "entries",
+    "Entries": "entries",
     "Listing": "client",
+    "Reply": "client",
     "SourceStatus": "protocol",
     "ErrorCode": "protocol",
     "ZdirError": "errors",

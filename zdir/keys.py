@@ -266,27 +266,32 @@ class Gatekeeper(ThreadAuthenticator):
 
 
 def _log_failed_handshakes(monitor: zmq.Socket) -> None:
-    quiet_until: Dict[int, float] = {}  # per kind of failure
-    missed: Dict[int, int] = {}
+    quiet_until: Dict[str, float] = {}  # per kind of failure
+    missed: Dict[str, int] = {}
     try:
         while True:
             event = recv_monitor_message(monitor)
             if event["event"] == zmq.EVENT_MONITOR_STOPPED:
                 return
-            kind, now = event["value"], time.monotonic()
-            if now < quiet_until.get(kind, 0.0):
-                missed[kind] = missed.get(kind, 0) + 1
+            reason, now = _handshake_failure(event["event"], event["value"]), time.monotonic()
+            if now < quiet_until.get(reason, 0.0):
+                missed[reason] = missed.get(reason, 0) + 1
                 continue
-            reason = _HANDSHAKE_REASONS.get(kind, f"error 0x{kind:x}")
-            more = missed.pop(kind, 0)
+            more = missed.pop(reason, 0)
             log.warning("refused a client on %s: CURVE handshake failed: %s%s",
                         event["endpoint"].decode("utf-8", "replace"), reason,
                         f" ({more} more like it since the last report)" if more else "")
-            quiet_until[kind] = now + FAILURE_LOG_INTERVAL
+            quiet_until[reason] = now + FAILURE_LOG_INTERVAL
     except zmq.ContextTerminated:
         pass
     finally:
         monitor.close(linger=0)
+
+
+def _handshake_failure(event: int, value: int) -> str:
+    if event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:  # the value is an errno
+        return f"the connection broke during the handshake ({os.strerror(value)})"
+    return _HANDSHAKE_REASONS.get(value, f"protocol error 0x{value:x}")
 
 
 def node_security(

@@ -23,6 +23,9 @@ from .errors import ListingError
 from .protocol import MAX_PATH_BYTES, Chunk, ErrorCode, name_to_wire
 
 DEFAULT_CHUNK_ENTRIES = 10_000
+# Entries sorted together before being cut into chunks: clients merge runs this long
+# (a few cost little more than one), and the server holds at most ~12 MB of them.
+SORT_ENTRIES = 65_536
 DEFAULT_MAX_ENTRIES = 2_000_000
 DEFAULT_MAX_DEPTH = 64
 MAX_SYMLINK_HOPS = 40
@@ -87,7 +90,7 @@ def split_path(path: PathArg) -> List[str]:
             raise refuse(ErrorCode.BAD_PATH, "path is not valid UTF-8") from None
     if "\x00" in path:
         raise refuse(ErrorCode.BAD_PATH, "path contains a NUL byte")
-    if path.startswith(("/", "\\")) or ntpath.splitdrive(path)[0]:
+    if path.startswith(("/", "\\")) or (":" in path and ntpath.splitdrive(path)[0]):
         raise refuse(
             ErrorCode.BAD_PATH, "absolute paths are refused: PATH is relative to each root"
         )
@@ -230,7 +233,9 @@ class DirListing:
         _check_patterns(options.glob + options.exclude)
         parts = resolve(root, split_path(path))
         full = os.path.join(root, *parts)
-        if not _inside(os.path.realpath(full), root):  # second check: junctions, races
+        # Second check: junctions, races. The root itself is real already (nodes take
+        # its realpath at start-up), and this costs an lstat per component of it.
+        if parts and not _inside(os.path.realpath(full), root):
             raise refuse(ErrorCode.OUTSIDE_ROOT, "the path resolves outside the root")
         self._fd: Optional[int] = None
         self._path = full
@@ -253,8 +258,7 @@ class DirListing:
         finally:
             self.close()
             self.entries = columns.count
-        if columns.names:
-            yield columns.take()
+        yield from columns.take(self.options.chunk_entries)
 
     def stamp(self) -> Tuple[int, int, int, int]:
         """``(st_dev, st_ino, st_mtime_ns, st_ctime_ns)`` of the opened directory.
@@ -276,6 +280,7 @@ class DirListing:
     ) -> Iterator[Chunk]:
         options = self.options
         descend = options.recursive and (options.max_depth is None or depth < options.max_depth)
+        window = max(SORT_ENTRIES, options.chunk_entries)
         subdirs: List[str] = []
         try:
             scan = os.scandir(directory)
@@ -295,8 +300,8 @@ class DirListing:
                 if columns.count > options.max_entries:
                     columns.drop_last()
                     raise _Full
-                if columns.full(options.chunk_entries):
-                    yield columns.take()
+                if columns.full(window):
+                    yield from columns.take(options.chunk_entries)
                 if descend and letter == "d":
                     subdirs.append(name)
         for name in sorted(subdirs):
@@ -408,23 +413,21 @@ class _Columns:
     def full(self, limit: int) -> bool:
         return len(self.names) >= limit
 
-    def take(self) -> Chunk:
-        """The gathered entries as one chunk, sorted by name.
+    def take(self, chunk_entries: int) -> Iterator[Chunk]:
+        """The gathered entries sorted by name, in chunks of at most ``chunk_entries``.
 
         A client that sorts by name then merges sorted runs, which costs a
-        fraction of sorting from scratch; a cached chunk pays for this once.
+        fraction of sorting from scratch; a cached listing pays for this once.
         """
-        names = self.names
-        order = sorted(range(len(names)), key=names.__getitem__)
-        sizes, mtimes, modes = (
-            None if column is None else list(map(column.__getitem__, order))
-            for column in (self.sizes, self.mtimes, self.modes)
-        )
-        types = "".join(map(self.types.__getitem__, order))
-        chunk = Chunk(_wire_names(list(map(names.__getitem__, order))), types, sizes, mtimes,
-                      modes)
+        names, types, stats = self.names, self.types, (self.sizes, self.mtimes, self.modes)
         self._reset()
-        return chunk
+        order = sorted(range(len(names)), key=names.__getitem__)
+        for start in range(0, len(order), chunk_entries):
+            part = order[start:start + chunk_entries]
+            sizes, mtimes, modes = (None if column is None else list(map(column.__getitem__, part))
+                                    for column in stats)
+            yield Chunk(_wire_names(list(map(names.__getitem__, part))),
+                        "".join(map(types.__getitem__, part)), sizes, mtimes, modes)
 
 
 def _wire_names(names: List[str]) -> List[Union[str, bytes]]:

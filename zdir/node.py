@@ -18,11 +18,13 @@ import collections
 import logging
 import os
 import signal
+import struct
 import sys
 import threading
 import time
 import uuid
-from typing import TYPE_CHECKING, Callable, Deque, List, NamedTuple, Optional, Sequence, Tuple
+from typing import (TYPE_CHECKING, Deque, Dict, List, NamedTuple, Optional, Sequence, Tuple,
+                    Union)
 
 import zmq
 
@@ -41,6 +43,7 @@ log = logging.getLogger(__name__)
 
 POLL_INTERVAL_MS = 100  # how often the broker looks at the stop flag
 SHUTDOWN_GRACE = 1.0  # seconds the workers get to close their sockets on stop
+_ARRIVAL_FORMAT = "=d"  # broker to worker, in-process: time.monotonic() at arrival
 
 
 class NodeConfig(NamedTuple):
@@ -73,37 +76,59 @@ class Handler:
     """A node's core, one per worker: it owns that worker's upstream sockets."""
 
     def __init__(self, cfg: NodeConfig, context: zmq.Context, node_id: str, started: float,
-                 cache: ListingCache):
+                 cache: ListingCache, upstream_names: Dict[str, str]):
         self.cfg = cfg
         self.node_id = node_id
         self.started = started
         self.cache = cache
-        self.peers = [
-            Peer(context, ep, setup=cfg.upstream_setup, secure=cfg.upstream_setup is not None)
-            for ep in cfg.upstreams
-        ]
+        # Shared by every worker: an upstream that stops answering keeps the name it
+        # last gave, whichever worker it gave it to.
+        self.upstream_names = upstream_names
+        self.context = context
+        self.peers = self.new_peers()
+
+    def new_peers(self) -> List[Peer]:
+        """One REQ peer per upstream, for one request at a time (sockets open when used)."""
+        setup = self.cfg.upstream_setup
+        return [Peer(self.context, ep, setup=setup, secure=setup is not None)
+                for ep in self.cfg.upstreams]
 
     def close(self) -> None:
         for peer in self.peers:
             peer.close()
 
-    def handle(self, frames: Sequence[bytes]) -> List[object]:
-        """Answer one request. Always returns a reply: a REP socket must always reply."""
-        started = time.monotonic()
+    def handle(self, frames: Sequence[bytes], arrived: float) -> List[object]:
+        """Answer one request. Always returns a reply: a REP socket must always reply.
+
+        ``arrived`` is when the node received it (``time.monotonic()``): the sender's
+        deadline runs from then, so time spent queued for a worker counts against it.
+        """
+        started = arrived
         try:
             request = protocol.decode_request(frames)
         except ProtocolError as exc:
             log.warning("refused a malformed request: %s", exc)
             return protocol.error_reply(exc.request_id, "", exc.code, exc.message)
         try:
-            return self._serve(request, started)
+            job = self.begin(request, started, self.peers)
+            if isinstance(job, list):
+                return job
+            if job.exchange is not None:
+                job.exchange.wait()
+            return self.finish(job)
         except zmq.ContextTerminated:  # the node is stopping
             raise
         except Exception as exc:  # a bug: log it, answer, keep serving
-            log.exception("internal error on %s %r", request.op, request.path)
-            return protocol.error_reply(request.id, request.op, ErrorCode.INTERNAL, repr(exc))
+            return self.internal_error(request, exc)
 
-    def _serve(self, request: protocol.Request, started: float) -> List[object]:
+    def begin(self, request: protocol.Request, started: float, peers: Sequence[Peer], *,
+              cached_only: bool = False) -> Union[List[object], "Job", None]:
+        """Refuse the request (a whole reply), or start it: ask the upstreams, list the root.
+
+        With ``cached_only`` nothing is started (None) unless the root's part needs no
+        listing (a ping, a refusal, the cache): then the node's own loop serves the
+        request, and only waits on the upstreams, without handing it to a worker.
+        """
         if self.node_id in request.trail:
             message = f"{self.cfg.name} is already on this request's path: the chain has a loop"
             return self._refuse(request, ErrorCode.LOOP, message, started)
@@ -112,25 +137,41 @@ class Handler:
                 split_path(request.path)
             except ListingError as exc:
                 return self._refuse(request, exc.code, exc.message, started)
-        exchange = self._ask_upstreams(request, started)
-        own, chunks = self._local(request, started)
-        sources = [own]
-        if exchange is not None:
-            for outcome in exchange.wait():
+        if cached_only:
+            local = self._local(request, started, cached_only=True)
+            if local is None:
+                return None
+            exchange = self._ask_upstreams(request, started, peers)
+        else:
+            exchange = self._ask_upstreams(request, started, peers)  # they work meanwhile
+            local = self._local(request, started)
+        return Job(request, started, exchange, *local)  # type: ignore[misc]
+
+    def finish(self, job: "Job") -> List[object]:
+        """The reply to a started request whose upstreams have all answered or failed."""
+        request, sources, chunks = job.request, [job.own], job.chunks
+        if job.exchange is not None:
+            for outcome in job.exchange.outcomes():
                 statuses, relayed = self._absorb(outcome, request.id)
                 sources.extend(statuses)
                 chunks.extend(relayed)
         header = ReplyHeader(request.id, request.op, True, None, tuple(sources), len(chunks))
-        self._log(request, sources, started)
+        self._log(request, sources, job.started)
         return [protocol.encode_header(header), *chunks]
+
+    def internal_error(self, request: protocol.Request, exc: Exception) -> List[object]:
+        """A bug: log it, answer, keep serving."""
+        log.error("internal error on %s %r", request.op, request.path, exc_info=exc)
+        return protocol.error_reply(request.id, request.op, ErrorCode.INTERNAL, repr(exc))
 
     def _budget(self, request: protocol.Request) -> float:
         if request.deadline_ms is not None:
             return request.deadline_ms / 1000.0
         return self.cfg.upstream_timeout * (self.cfg.upstream_retries + 1) + 0.5
 
-    def _ask_upstreams(self, request: protocol.Request, started: float) -> Optional[Exchange]:
-        if not self.peers:
+    def _ask_upstreams(self, request: protocol.Request, started: float,
+                       peers: Sequence[Peer]) -> Optional[Exchange]:
+        if not peers:
             return None
         budget = self._budget(request)
         onward = request._replace(trail=request.trail + (self.node_id,))
@@ -139,7 +180,7 @@ class Handler:
             return [protocol.encode_request(onward._replace(deadline_ms=int(attempt_budget * 1000)))]
 
         exchange = Exchange(
-            self.peers,
+            peers,
             build,
             timeout=self.cfg.upstream_timeout,
             retries=self.cfg.upstream_retries,
@@ -148,7 +189,9 @@ class Handler:
         exchange.send()
         return exchange
 
-    def _local(self, request: protocol.Request, started: float) -> Tuple[SourceStatus, List[object]]:
+    def _local(self, request: protocol.Request, started: float, *,
+               cached_only: bool = False) -> Optional[Tuple[SourceStatus, List[object]]]:
+        """This node's own source: its status and chunk frames (None: not in the cache)."""
         name = self.cfg.name
         if request.op == "ping":
             status = SourceStatus(name, True, version=__version__,
@@ -167,7 +210,11 @@ class Handler:
         )
         try:
             listing = DirListing(self.cfg.root, request.path, options)
-            chunks, entries = self._chunks(listing, options)
+            listed = self._chunks(listing, options, cached_only)
+            if listed is None:
+                listing.close()
+                return None
+            chunks, entries = listed
         except ListingError as exc:
             return SourceStatus(name, False, error=error_dict(exc.code, exc.message),
                                 elapsed_ms=_ms_since(started)), []
@@ -182,13 +229,17 @@ class Handler:
         )
         return status, chunks
 
-    def _chunks(self, listing: DirListing, options: Options) -> Tuple[List[object], int]:
+    def _chunks(self, listing: DirListing, options: Options,
+                cached_only: bool = False) -> Optional[Tuple[List[object], int]]:
         """The listing's chunk frames and entry count, kept while the directory is unchanged.
 
         Only what a one-level listing's stamp can vouch for is cached (see cache.py).
+        With ``cached_only``, None when they are not in the cache.
         """
         name = self.cfg.name
         if options.recursive:
+            if cached_only:
+                return None
             return [protocol.encode_chunk(name, chunk) for chunk in listing], listing.entries
         began = time.time()
         stamp = listing.stamp()
@@ -197,6 +248,8 @@ class Handler:
         if kept is not None:
             listing.close()
             return list(kept.chunks), kept.entries
+        if cached_only:
+            return None
         chunks: List[object] = [protocol.encode_chunk(name, chunk) for chunk in listing]
         if not listing.truncated and self.cache.worth_keeping(stamp, options.stat, began):
             self.cache.put(key, stamp, options.stat, chunks, listing.entries)  # type: ignore[arg-type]
@@ -208,7 +261,8 @@ class Handler:
         elapsed = round(outcome.elapsed * 1000.0, 3)
 
         def failed(code: str, message: str) -> Tuple[List[SourceStatus], List[object]]:
-            status = SourceStatus(peer.name, False, peer.endpoint, error_dict(code, message),
+            name = self.upstream_names.get(peer.endpoint, peer.endpoint)
+            status = SourceStatus(name, False, peer.endpoint, error_dict(code, message),
                                   elapsed_ms=elapsed)
             return [status], []
 
@@ -223,8 +277,8 @@ class Handler:
         if not header.ok or not header.sources:
             error = header.error or error_dict(ErrorCode.BAD_REPLY, "reply names no source")
             return failed(error["code"], f"{peer.endpoint}: {error['message']}")
-        peer.name = header.sources[0].name
         first = header.sources[0]
+        self.upstream_names[peer.endpoint] = peer.name = first.name
         if first.endpoint is None:
             first = first._replace(endpoint=peer.endpoint)
         return [first, *header.sources[1:]], list(frames[1:])
@@ -237,6 +291,8 @@ class Handler:
         return protocol.error_reply(request.id, request.op, code, message)
 
     def _log(self, request: protocol.Request, sources: Sequence[SourceStatus], started: float) -> None:
+        if not log.isEnabledFor(logging.INFO):  # --log-level WARNING: skip the formatting too
+            return
         failed = [f"{s.name}:{s.code}" for s in sources if s.failed]
         entries = sum(s.entries for s in sources)
         log.info(
@@ -249,6 +305,23 @@ class Handler:
             f" failed={','.join(failed)}" if failed else "",
             _ms_since(started),
         )
+
+
+class Job:
+    """A started request: its upstreams' exchange, and this node's own part of the reply."""
+
+    __slots__ = ("request", "started", "exchange", "own", "chunks", "slot", "envelope", "peers")
+
+    def __init__(self, request: protocol.Request, started: float, exchange: Optional[Exchange],
+                 own: SourceStatus, chunks: List[object]) -> None:
+        self.request = request
+        self.started = started
+        self.exchange = exchange
+        self.own = own
+        self.chunks = chunks
+        self.slot = b""  # the worker slot it holds, when the node's loop serves it
+        self.envelope: List[object] = []
+        self.peers: List[Peer] = []
 
 
 def _ms_since(started: float) -> float:
@@ -270,6 +343,12 @@ class Node:
         self.endpoint = ""
         self._threads: List[threading.Thread] = []
         self.cache = ListingCache(cfg.cache_bytes, cfg.stat_ttl)
+        self.upstream_names: Dict[str, str] = {}
+        # The broker thread's own Handler, jobs and upstream sockets (see _start).
+        self._inline = Handler(cfg, self.context, self.node_id, self.started, self.cache,
+                               self.upstream_names)
+        self._jobs: List[Job] = []
+        self._peer_sets: List[List[Peer]] = []
         self._gatekeeper: Optional["Gatekeeper"] = None
 
     def bind(self) -> str:
@@ -308,14 +387,16 @@ class Node:
         self._threads.append(thread)
 
     def _work(self, address: str, ready: threading.Event) -> None:
-        handler = Handler(self.cfg, self.context, self.node_id, self.started, self.cache)
+        handler = Handler(self.cfg, self.context, self.node_id, self.started, self.cache,
+                          self.upstream_names)
         sock = self.context.socket(zmq.REP)
         try:
             sock.bind(address)
             ready.set()
             while True:
-                frames = sock.recv_multipart(copy=False)
-                sock.send_multipart(handler.handle(frames), copy=False)
+                stamp, *frames = sock.recv_multipart(copy=False)
+                arrived = struct.unpack(_ARRIVAL_FORMAT, stamp.bytes)[0]
+                sock.send_multipart(handler.handle(frames, arrived), copy=False)
         except zmq.ContextTerminated:
             pass
         finally:
@@ -328,40 +409,133 @@ class Node:
         idle: Deque[bytes] = collections.deque(
             f"inproc://{self.node_id}-worker-{i}".encode() for i in range(self.cfg.workers)
         )
-        pending: Deque[list] = collections.deque()
+        pending: Deque[Tuple[list, float]] = collections.deque()
         poller = zmq.Poller()
         poller.register(frontend, zmq.POLLIN)
         poller.register(backend, zmq.POLLIN)
         try:
             while not self.stopping.is_set():
-                events = dict(poller.poll(POLL_INTERVAL_MS))
+                events = dict(self._poll(poller))
+                if self._jobs:
+                    self._advance_jobs(events, idle, pending)
                 if backend in events:
                     worker, *reply = backend.recv_multipart(copy=False)
                     frontend.send_multipart(reply, copy=False)
-                    if pending:
-                        backend.send_multipart([worker.bytes, *pending.popleft()], copy=False)
-                    else:
-                        idle.append(worker.bytes)
+                    self._free(worker.bytes, idle, pending)
                 if frontend in events:
                     frames = frontend.recv_multipart(copy=False)
                     self._dispatch(frames, idle, pending)
         finally:
             self._shutdown()
 
-    def _dispatch(self, frames: list, idle: Deque[bytes], pending: Deque[list]) -> None:
+    def _poll(self, poller: zmq.Poller) -> List[Tuple[zmq.Socket, int]]:
+        """Wait for a message, or for the next timeout of a request served here."""
+        if not self._jobs:
+            return poller.poll(POLL_INTERVAL_MS)
+        now = time.monotonic()
+        wakes = [w for w in (job.exchange.wakes_at() for job in self._jobs) if w is not None]
+        timeout = min([POLL_INTERVAL_MS, *((w - now) * 1000.0 for w in wakes)])
+        everything = zmq.Poller()
+        for sock in (self.frontend, self.backend):
+            everything.register(sock, zmq.POLLIN)
+        for job in self._jobs:
+            for sock in job.exchange.sockets():
+                everything.register(sock, zmq.POLLIN)
+        return everything.poll(max(0.0, timeout))
+
+    def _advance_jobs(self, events: dict, idle: Deque[bytes],
+                      pending: Deque[Tuple[list, float]]) -> None:
+        """Take the upstreams' replies to requests served here; answer those complete."""
+        now = time.monotonic()
+        for job in list(self._jobs):
+            exchange = job.exchange
+            for sock in exchange.sockets():
+                if sock in events:
+                    exchange.receive(sock)
+            exchange.advance(now)
+            if exchange.done:
+                self._jobs.remove(job)
+                self._answer(job.envelope, self._finish(job))
+                self._peer_sets.append(job.peers)
+                self._free(job.slot, idle, pending)
+
+    def _dispatch(self, frames: list, idle: Deque[bytes],
+                  pending: Deque[Tuple[list, float]]) -> None:
         """Route one client message: to a worker, to the queue, or straight back refused."""
         if len(frames) < 3 or frames[1].bytes != b"":
             self._refuse_framing(frames)
-        elif idle:
-            self.backend.send_multipart([idle.popleft(), *frames], copy=False)
+            return
+        arrived = time.monotonic()
+        if idle:
+            if not self._start(frames, arrived, idle[0]):
+                idle.popleft()
         elif len(pending) < self.cfg.max_pending:
-            pending.append(frames)
+            pending.append((frames, arrived))
         else:
             request_id = _peek_id(frames[2:])
             reply = protocol.error_reply(request_id, "", ErrorCode.BUSY,
                                          f"{self.cfg.name} is busy: {len(pending)} requests "
                                          "are waiting already; try again")
             self.frontend.send_multipart([frames[0], b"", *reply], copy=False)
+
+    def _free(self, slot: bytes, idle: Deque[bytes], pending: Deque[Tuple[list, float]]) -> None:
+        """A worker slot is free again: it takes the next queued request, or waits."""
+        while pending:
+            frames, arrived = pending.popleft()
+            if not self._start(frames, arrived, slot):
+                return
+        idle.append(slot)
+
+    def _start(self, frames: list, arrived: float, slot: bytes) -> bool:
+        """Serve a request in the slot of one worker; False if the slot is taken, True if free.
+
+        When this node's own part needs no listing (a ping, a refusal, or a listing in
+        the cache), it is served here, in the broker's thread: no hand-over to a worker
+        and back, which is most of the cost of a small request. Its upstreams are then
+        waited on by this loop, and the request holds the slot until they answer, so
+        ``--workers`` still bounds the requests served at once. Anything else goes to
+        the worker, with its arrival time as the first frame after the envelope.
+        """
+        served = self._serve_here(frames, arrived, slot)
+        if served is None:
+            stamped = [*frames[:2], struct.pack(_ARRIVAL_FORMAT, arrived), *frames[2:]]
+            self.backend.send_multipart([slot, *stamped], copy=False)
+            return False
+        return served
+
+    def _serve_here(self, frames: list, arrived: float, slot: bytes) -> Optional[bool]:
+        """Answer now (True), or start a job that waits on upstreams (False), or None."""
+        try:
+            request = protocol.decode_request([f.bytes for f in frames[2:]])
+        except ProtocolError:
+            return None  # the worker refuses it, and logs it, as for every request
+        peers = self._peer_sets.pop() if self._peer_sets else self._inline.new_peers()
+        try:
+            job = self._inline.begin(request, arrived, peers, cached_only=True)
+        except zmq.ContextTerminated:
+            raise
+        except Exception as exc:
+            self._peer_sets.append(peers)
+            self._answer(frames[:2], self._inline.internal_error(request, exc))
+            return True
+        if job is None or isinstance(job, list) or job.exchange is None:
+            self._peer_sets.append(peers)
+            if job is None:
+                return None
+            self._answer(frames[:2], job if isinstance(job, list) else self._finish(job))
+            return True
+        job.slot, job.envelope, job.peers = slot, frames[:2], peers
+        self._jobs.append(job)
+        return False
+
+    def _finish(self, job: Job) -> List[object]:
+        try:
+            return self._inline.finish(job)
+        except Exception as exc:
+            return self._inline.internal_error(job.request, exc)
+
+    def _answer(self, envelope: list, reply: List[object]) -> None:
+        self.frontend.send_multipart([*envelope, *reply], copy=False)
 
     def _refuse_framing(self, frames: list) -> None:
         """Answer, in the sender's own framing, a message no REP worker could take.
@@ -385,6 +559,10 @@ class Node:
         for sock in (self.frontend, self.backend):
             if sock is not None:
                 sock.close(linger=0)
+        self._inline.close()
+        for peers in [*self._peer_sets, *(job.peers for job in self._jobs)]:
+            for peer in peers:
+                peer.close()
         self._stop_gatekeeper()
         # Terminating the context wakes every worker blocked in ZeroMQ with ETERM;
         # a worker deep in a huge scandir is not waited for beyond the grace period.

@@ -260,6 +260,7 @@ def write_ndjson(entries: Iterable, sources: Sequence[SourceStatus], out: IO[str
     out.write(encode({"sources": [source_dict(s) for s in sources]}) + "\n")
 
 
+_JSON_PLAIN = bytes(set(range(0x20, 0x7F)) - set(b'"\\'))  # what json.dumps leaves as it is
 _JSON_HEAD = '{"name": "'
 _JSON_TYPES = {letter: f'", "type": "{name}", "size": ' for letter, name in ENTRY_TYPES.items()}
 
@@ -276,7 +277,7 @@ def _json_objects(batch: Entries, separator: str) -> str:
     count = len(batch.names)
     names = batch.names
     joined = "".join(names)
-    if not (joined.isascii() and joined.isprintable()) or '"' in joined or "\\" in joined:
+    if not joined.isascii() or joined.encode("ascii").translate(None, _JSON_PLAIN):
         names = [encode_basestring_ascii(name)[1:-1] for name in names]  # as json.dumps does
     tails = {source: f', "source": {encode_basestring_ascii(source)}}}{separator}{_JSON_HEAD}'
              for source in set(batch.sources)}
@@ -301,8 +302,9 @@ def _json_numbers(column: Optional[list], count: int) -> List[str]:
     sample = column[:256]
     if len(set(sample)) * 2 > len(sample) or len(kinds) > 1:  # 1, 1.0 and True: one dict key
         return _json_texts(column, kinds)
-    distinct = dict.fromkeys(column)
-    return list(map(dict(zip(distinct, _json_texts(distinct, kinds))).__getitem__, column))
+    texts = dict.fromkeys(column)
+    texts.update(zip(texts, _json_texts(texts, kinds)))
+    return list(map(texts.__getitem__, column))
 
 
 def _json_texts(values: Iterable[Any], kinds: set) -> List[str]:

@@ -65,18 +65,20 @@ class Peer:
     def open(self) -> zmq.Socket:
         if self.socket is None:
             try:
-                sock = self.context.socket(zmq.REQ)
+                self.socket = sock = self.context.socket(zmq.REQ)
+                sock.linger = 0
+                sock.ipv6 = "[" in self.endpoint  # tcp://[::1]:5555
+                if self.setup is not None:
+                    self.setup(sock)
+                self._monitor = sock.get_monitor_socket(_MONITORED)
+                sock.connect(self.endpoint)
             except zmq.ZMQError as exc:
-                if exc.errno == zmq.ETERM:  # pyzmq says so with a bare ZMQError here
+                self.reset()  # a half-made socket would keep the context from terminating
+                # The node is stopping. context.socket() says so with a bare ZMQError,
+                # which callers that stop on ContextTerminated would take for a bug.
+                if exc.errno == zmq.ETERM:
                     raise zmq.ContextTerminated() from exc
                 raise
-            sock.linger = 0
-            sock.ipv6 = "[" in self.endpoint  # tcp://[::1]:5555
-            if self.setup is not None:
-                self.setup(sock)
-            self._monitor = sock.get_monitor_socket(_MONITORED)
-            sock.connect(self.endpoint)
-            self.socket = sock
             self.connected = self.handshaken = self.handshake_failed = False
         return self.socket
 
@@ -225,32 +227,63 @@ class Exchange:
         attempt.peer.reset()
 
     def wait(self) -> List[Outcome]:
+        """Block until every peer has answered or given up; one Outcome per peer, in order."""
         while True:
             now = time.monotonic()
-            pending = [a for a in self._attempts if a.outcome is None]
-            if not pending:
-                break
-            for attempt in pending:
-                if attempt.retry_at is None and now >= attempt.ends:
-                    self._expire(attempt, now)
-                elif attempt.retry_at is not None and now >= attempt.retry_at:
-                    self._try(attempt, now)
-            waiting = {a.peer.socket: a for a in pending if a.outcome is None and a.retry_at is None}
-            wakes = [a.ends if a.retry_at is None else a.retry_at
-                     for a in pending if a.outcome is None]
-            if not wakes:
+            self.advance(now)
+            if self.done:
+                return self.outcomes()
+            waiting = self.sockets()
+            timeout_ms = max(0.0, (self.wakes_at() - now) * 1000.0)  # type: ignore[operator]
+            if len(waiting) == 1:  # the common case, without building a Poller
+                if waiting[0].poll(timeout_ms):
+                    self.receive(waiting[0])
                 continue
             poller = zmq.Poller()
             for sock in waiting:
                 poller.register(sock, zmq.POLLIN)
-            timeout_ms = max(0.0, (min(wakes) - now) * 1000.0)
             for sock, _ in poller.poll(timeout_ms):
-                attempt = waiting[sock]
+                self.receive(sock)
+
+    # The steps of wait(), for a caller that polls these sockets among its own.
+
+    @property
+    def done(self) -> bool:
+        return all(a.outcome is not None for a in self._attempts)
+
+    def outcomes(self) -> List[Outcome]:
+        return [a.outcome for a in self._attempts]  # type: ignore[misc]
+
+    def sockets(self) -> List[zmq.Socket]:
+        """The sockets a reply is awaited on now (they change when an attempt is retried)."""
+        return [a.peer.socket for a in self._attempts  # type: ignore[misc]
+                if a.outcome is None and a.retry_at is None]
+
+    def wakes_at(self) -> Optional[float]:
+        """When ``advance`` next has something to do (a timeout or a retry), if ever."""
+        wakes = [a.ends if a.retry_at is None else a.retry_at
+                 for a in self._attempts if a.outcome is None]
+        return min(wakes) if wakes else None
+
+    def advance(self, now: float) -> None:
+        """Expire the attempts whose time is up, and retry those whose backoff is over."""
+        for attempt in self._attempts:
+            if attempt.outcome is not None:
+                continue
+            if attempt.retry_at is None and now >= attempt.ends:
+                self._expire(attempt, now)
+            elif attempt.retry_at is not None and now >= attempt.retry_at:
+                self._try(attempt, now)
+
+    def receive(self, sock: zmq.Socket) -> None:
+        """Take the reply waiting on ``sock``, one of ``sockets()``."""
+        for attempt in self._attempts:
+            if attempt.outcome is None and attempt.peer.socket is sock:
                 frames = sock.recv_multipart(copy=False)
                 attempt.outcome = Outcome(
                     attempt.peer, frames, None, attempt.number, time.monotonic() - self.started
                 )
-        return [a.outcome for a in self._attempts]  # type: ignore[misc]
+                return
 
 
 def request(peer: Peer, build: BuildRequest, *, timeout: float, retries: int,

@@ -1,4 +1,4 @@
-"""The one reliable-request helper against fake peers in this process: fresh sockets, codes, deadlines."""
+"""The one reliable-request helper against fake peers in this process: fresh sockets, codes."""
 
 from __future__ import annotations
 
@@ -157,3 +157,20 @@ def test_one_silent_peer_does_not_delay_the_others(zmq_context):
     assert answered.elapsed < 0.3
     assert silent_outcome.error is not None and silent_outcome.error.code == "timeout"
     assert 0.5 <= silent_outcome.elapsed < 0.9
+
+
+def test_a_node_stopping_between_attempts_is_context_terminated():
+    """A worker retrying while its node stops must see ContextTerminated, not a bare error."""
+    context = zmq.Context()
+    holder = context.socket(zmq.REP)  # keeps term() waiting, as a busy worker's socket does
+    closer = threading.Thread(target=context.term, daemon=True)
+    closer.start()
+    with pytest.raises(zmq.ContextTerminated):
+        holder.recv()  # returns as soon as term() has begun: the signal to go on
+    peer = Peer(context, unused_tcp_endpoint())
+    with pytest.raises(zmq.ContextTerminated):
+        peer.open()
+    peer.close()
+    holder.close(linger=0)
+    closer.join(5)
+    assert not closer.is_alive()

@@ -1,4 +1,4 @@
-"""The decoders fuzzed without sockets: any input gives a message or RemoteProtocolError, nothing else."""
+"""The decoders fuzzed without sockets: any input gives a message or a RemoteProtocolError."""
 
 from __future__ import annotations
 

@@ -1,0 +1,78 @@
+"""Every resource limit, exceeded across real processes: a clear code, and the server serves on."""
+
+from __future__ import annotations
+
+import json
+import socket
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from conftest import make_tree, run_client
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def sources(proc) -> dict:
+    return {s["name"]: s for s in json.loads(proc.stdout)["sources"]}
+
+
+def test_max_entries_truncates_with_limit_exceeded(cluster, tmp_path):
+    root = make_tree(tmp_path / "r", {f"f{i}": "x" for i in range(10)})
+    b = cluster.b(root, "--max-entries", "4", "--chunk-entries", "3")
+    proc = run_client("--server", b.endpoint, "--json")
+    assert proc.returncode == 3
+    status = sources(proc)["server_b"]
+    assert status["truncated"] and status["entries"] == 4
+    assert status["error"]["code"] == "limit_exceeded" and "4 entries" in status["error"]["message"]
+    assert len(json.loads(proc.stdout)["entries"]) == 4
+
+
+def test_max_depth_stops_recursion_with_limit_exceeded(cluster, tmp_path):
+    root = make_tree(tmp_path / "r", {"1": {"2": {"3": {"4": "x"}}}})
+    b = cluster.b(root, "--max-depth", "2")
+    proc = run_client("--server", b.endpoint, "-R")
+    assert proc.returncode == 3
+    assert proc.stdout_text.split() == ["1", "1/2"]
+    assert "limit_exceeded" in proc.stderr_text and "depth limit of 2" in proc.stderr_text
+
+
+def test_over_long_glob_pattern_is_a_limit_not_a_cost(cluster, tmp_path):
+    root = make_tree(tmp_path / "r", {"a": "x"})
+    b = cluster.b(root)
+    proc = run_client("--server", b.endpoint, "--json", "--glob", "x" * 5000)
+    assert proc.returncode == 3
+    assert sources(proc)["server_b"]["error"]["code"] == "limit_exceeded"
+    assert run_client("--server", b.endpoint).returncode == 0
+
+
+def test_request_over_max_request_bytes_is_dropped_and_the_server_serves_on(cluster, tmp_path):
+    root = make_tree(tmp_path / "r", {"a": "x"})
+    b = cluster.b(root, "--max-request-bytes", "1024")
+    big = run_client("--server", b.endpoint, "--timeout", "1", "--retries", "0",
+                     "--glob", "y" * 700, "--glob", "z" * 700)
+    assert big.returncode == 4 and b.endpoint in big.stderr_text
+    assert big.stdout == b""
+    small = run_client("--server", b.endpoint)
+    assert small.returncode == 0 and small.stdout_text.split() == ["a"]
+
+
+def test_busy_beyond_max_pending(cluster, tmp_path):
+    """One worker, no queue: while it waits on a silent upstream, the next client hears 'busy'."""
+    root = make_tree(tmp_path / "r", {"a": "x"})
+    with socket.socket() as silent:  # accepts TCP, never speaks ZMTP: the worker waits
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        silent.settimeout(10)
+        upstream = "tcp://127.0.0.1:%d" % silent.getsockname()[1]
+        a = cluster.a(root, upstream, args=["--workers", "1", "--max-pending", "0",
+                                            "--upstream-timeout", "1", "--upstream-retries", "0"])
+        with ThreadPoolExecutor(1) as pool:
+            first = pool.submit(run_client, "--server", a.endpoint)
+            conn, _ = silent.accept()  # the worker has the first request and is asking upstream
+            with conn:
+                second = run_client("--server", a.endpoint)
+                assert second.returncode == 1, second.stderr_text
+                assert "busy" in second.stderr_text
+            assert first.result().returncode == 3  # served: A's own entries, the upstream failed
+    assert run_client("--server", a.endpoint, "--timeout", "5").returncode == 3

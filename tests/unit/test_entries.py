@@ -1,0 +1,103 @@
+"""Entries in columns, and the writers' column fast paths held to the per-entry ones."""
+
+from __future__ import annotations
+
+import io
+import math
+import stat
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from zdir import output
+from zdir.entries import Entries, Entry
+from zdir.protocol import Chunk, SourceStatus
+
+pytestmark = pytest.mark.timeout(60)
+
+FILE = stat.S_IFREG | 0o644
+NAMES = ["plain", "quote\"d", "back\\slash", "new\nline", "tab\t", "del\x7f", "ünï", "日本",
+         "\udcff\udcfebad", " lead", "", "emoji\U0001f600"]
+
+names = st.text(min_size=1, max_size=12)
+numbers = st.one_of(st.none(), st.integers(-(2 ** 63), 2 ** 64 - 1))
+times = st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False))
+entries = st.builds(Entry, names, st.sampled_from(["file", "dir", "symlink", "other"]),
+                    numbers, times, numbers, st.sampled_from(["a", "b\"", "ç"]))
+
+
+def slow_json(rows, key="entries", sources=()):
+    """The reference: json.dump of one dict per entry, as write_json does without columns."""
+    out = io.StringIO()
+    output.write_json(iter(rows), sources, out, key=key)
+    return out.getvalue()
+
+
+def fast_json(rows, key="entries", sources=()):
+    out = io.StringIO()
+    output.write_json(Entries.from_entries(rows), sources, out, key=key)
+    return out.getvalue()
+
+
+@given(st.lists(entries, max_size=40))
+def test_json_columns_write_exactly_what_json_dump_writes(rows):
+    assert fast_json(rows) == slow_json(rows)
+
+
+def test_json_columns_on_awkward_values():
+    rows = [Entry(name, "file", size, mtime, mode, "src")
+            for name, size, mtime, mode in zip(
+                NAMES, [0, None, 2 ** 70, 5, True, 7, 8, 9, 10, 11, 12, 13],
+                [1.5, None, 1e300, -0.5, 2.0, 3.25, 1.7e9, 0.1, 5e-324, 1.0, 2.5, 7.0],
+                [FILE, None, FILE, 0, FILE, FILE, 0o40755, FILE, FILE, FILE, FILE, FILE])]
+    sources = [SourceStatus("src", True, entries=len(rows))]
+    assert fast_json(rows, sources=sources) == slow_json(rows, sources=sources)
+    odd = [Entry("x", "file", 1, math.nan, 1, "s"), Entry("y", "dir", 2, math.inf, 1, "s")]
+    assert fast_json(odd) == slow_json(odd)  # NaN and Infinity, as json.dump spells them
+    mixed = [Entry("x", "file", 1, 1.0, 1, "s"), Entry("y", "file", 1.0, 1, True, "s")] * 300
+    assert fast_json(mixed) == slow_json(mixed)  # 1, 1.0 and True stay apart
+    assert fast_json([]) == slow_json([])
+
+
+def test_ndjson_and_plain_columns_match_the_per_entry_writers():
+    rows = [Entry(name, "file", 1, 2.5, FILE, "s") for name in NAMES] * 3
+    fast, slow = io.StringIO(), io.StringIO()
+    output.write_ndjson(Entries.from_entries(rows), [], fast)
+    output.write_ndjson(iter(rows), [], slow)
+    assert fast.getvalue() == slow.getvalue()
+    fast, slow = io.StringIO(), io.StringIO()
+    output.write_plain(Entries.from_entries(rows), fast)
+    output.write_plain(iter(rows), slow)
+    assert fast.getvalue() == slow.getvalue()
+
+
+def test_from_chunks_decodes_names_and_fills_missing_columns():
+    with_stat = Chunk(["b", b"caf\xe9"], "fd", [1, None], [1.5, None], [FILE, None])
+    without = Chunk(["a"], "l")
+    merged = Entries.from_chunks([("one", with_stat), ("two", without)])
+    assert list(merged) == [
+        Entry("b", "file", 1, 1.5, FILE, "one"),
+        Entry("caf\udce9", "dir", None, None, None, "one"),
+        Entry("a", "symlink", None, None, None, "two"),
+    ]
+    assert len(merged) == 3 and merged[2] == Entry("a", "symlink", None, None, None, "two")
+    assert list(merged[1:]) == list(merged)[1:]
+
+
+def test_sort_by_name_keeps_the_sources_order_for_equal_names():
+    merged = Entries.from_chunks([
+        ("a", Chunk(["x", "m"], "ff")),
+        ("b", Chunk(["m", "c"], "fd")),
+    ])
+    merged.sort()
+    assert [(e.name, e.source, e.type) for e in merged] == [
+        ("c", "b", "dir"), ("m", "a", "file"), ("m", "b", "file"), ("x", "a", "file")]
+    merged.sort(reverse=True)
+    assert [(e.name, e.source) for e in merged] == [("x", "a"), ("m", "b"), ("m", "a"), ("c", "b")]
+
+
+def test_batches_cover_every_entry_once():
+    merged = Entries.from_entries(Entry(f"n{i}", "file", i, None, None, "s") for i in range(25))
+    assert [len(b) for b in merged.batches(10)] == [10, 10, 5]
+    assert [e for b in merged.batches(10) for e in b] == list(merged)
