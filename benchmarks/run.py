@@ -46,6 +46,7 @@ LONG = ["--upstream-timeout", "100"]  # a cold million-entry listing takes B sec
 WARM = ["--stat-ttl", "3600"]  # every timed run finds the stat listing cached
 COLD = ["--cache-mb", "0"]
 CASES = "abcdef"
+MAX_SIZE = 4096  # bytes, of the test files (see build)
 
 
 class Scale(NamedTuple):
@@ -257,10 +258,15 @@ def rounds(sides: Dict[str, Callable[[], float]], count: int, per_round: int) ->
 
 # -- test directories ------------------------------------------------------------------------------
 
-def build(path: Path, count: int, name: Callable[[int], str], sized: bool = True) -> Path:
-    """COUNT files (sparse, sizes varied) in PATH, built once; a marker says it is complete."""
+def build(path: Path, count: int, name: Callable[[int], str]) -> Path:
+    """COUNT files in PATH, built once; a marker says it is complete.
+
+    Sizes vary (0 to 4095, sparse). Not larger: a ``grep -r`` over the checkout
+    reads every file of benchmarks/.cache, and a million sparse megabytes would
+    keep it busy for an hour.
+    """
     marker = path.with_name(path.name + ".built")
-    if marker.exists() and marker.read_text() == str(count):
+    if marker.exists() and marker.read_text() == f"{count} files, sizes below {MAX_SIZE}":
         return path
     if path.exists():
         shutil.rmtree(path)
@@ -268,10 +274,10 @@ def build(path: Path, count: int, name: Callable[[int], str], sized: bool = True
     print(f"  building {path.relative_to(REPO)} ({count:,} files)...", flush=True)
     for i in range(count):
         fd = os.open(path / name(i), os.O_CREAT | os.O_WRONLY, 0o644)
-        if sized and i % 7:
-            os.ftruncate(fd, (i * 7919) % 1_000_000)
+        if i % 7:
+            os.ftruncate(fd, (i * 7919) % MAX_SIZE)
         os.close(fd)
-    marker.write_text(str(count))
+    marker.write_text(f"{count} files, sizes below {MAX_SIZE}")
     return path
 
 

@@ -287,12 +287,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             except BrokenPipeError:  # `| head` closed the pipe: stop quietly
                 _silence_stdout()
     except ZdirError as exc:
-        print(f"zdir: {type(exc).__name__}: {exc}", file=sys.stderr)
+        # Messages may quote a server's words: escape them like names.
+        print(f"zdir: {type(exc).__name__}: {output.escape_name(str(exc))}", file=sys.stderr)
         return exit_code(exc)
     except KeyboardInterrupt as exc:
         return exit_code(exc)
     for line in output.source_problems(sources):
-        print(f"zdir: {line}", file=sys.stderr)
+        print(f"zdir: {output.escape_name(line)}", file=sys.stderr)
     return EXIT_PARTIAL if any(s.failed for s in sources) else EXIT_OK
 
 
@@ -353,7 +354,8 @@ def _ping(client: Client, args: argparse.Namespace) -> Tuple[Tuple[SourceStatus,
         for s in sources:
             state = "ok" if s.ok else f"{s.code}: {s.error['message']}"  # type: ignore[index]
             version = f" version={s.version} uptime={s.uptime_s}s" if s.version else ""
-            print(f"{s.name} {s.endpoint or '-'} {state}{version}", file=out)
+            line = f"{s.name} {s.endpoint or '-'} {state}{version}"
+            print(output.escape_name(line), file=out)
 
     return sources, write
 

@@ -83,7 +83,7 @@ class Flags:
         """Add a flag; with ``env`` its default comes from ZDIR_<FLAG> when that is set."""
         flag = next(n for n in names if n.startswith("--"))
         var = env_name(flag)
-        shown = ", ".join(default) if many and default else default
+        shown = (", ".join(default or ()) or None) if many else default
         notes = []
         if shown not in (None, "", False):
             notes.append(f"default: {shown}")
@@ -159,9 +159,41 @@ def positive_int(text: str) -> int:
     return value
 
 
+TRANSPORTS = ("tcp", "ipc", "inproc", "ws", "wss")
+
+
+def source_name(text: str) -> str:
+    """A node's --name: it is shown in columns and on terminals."""
+    from .protocol import MAX_SOURCE_NAME, valid_source_name
+
+    if not valid_source_name(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: a name is 1 to {MAX_SOURCE_NAME} printable characters, no spaces"
+        )
+    return text
+
+
 def endpoint(text: str) -> str:
-    """A ZeroMQ endpoint such as tcp://host:port; '*' as the port picks a free one."""
+    """An endpoint to connect to: tcp://host:port (or ipc://path, ...)."""
+    return _endpoint(text, wildcard=False)
+
+
+def bind_endpoint(text: str) -> str:
+    """An endpoint to bind: as ``endpoint``, and a port of '*' picks a free one."""
+    return _endpoint(text, wildcard=True)
+
+
+def _endpoint(text: str, wildcard: bool) -> str:
+    """Catch a typo here, as a usage error, rather than as a ZMQError at connect time."""
     transport, sep, address = text.partition("://")
-    if not sep or not transport or not address:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an endpoint like tcp://host:port")
+    if not sep or transport not in TRANSPORTS or not address:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an endpoint like tcp://host:port ({', '.join(TRANSPORTS)})"
+        )
+    if transport == "tcp":
+        host, colon, port = address.rpartition(":")
+        ok_port = port.isdigit() and 0 < int(port) < 65536 or (wildcard and port == "*")
+        if not colon or not host or not ok_port:
+            wanted = "a port number or *" if wildcard else "a port number"
+            raise argparse.ArgumentTypeError(f"{text!r}: tcp endpoints need a host and {wanted}")
     return text

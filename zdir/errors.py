@@ -5,7 +5,7 @@
     ZdirError
     ├── UsageError              bad flags, environment or arguments       exit 2
     ├── ProtocolError           bytes or a message that break docs/protocol.md
-    │   ├── LocalProtocolError  we were about to send it (our bug)
+    │   ├── LocalProtocolError  we refused to send it (e.g. a PATH over the limit)  exit 2
     │   └── RemoteProtocolError the peer sent it (its bug, or garbage)   exit 4 when it is our server
     ├── Refused                 a server answered with an error code      exit 1
     ├── ListingError            the local filesystem refused a path (carries a protocol code)
@@ -95,8 +95,8 @@ def exit_code(error: BaseException) -> int:
     """Map an error to the command's exit status (the one place this is decided)."""
     if isinstance(error, KeyboardInterrupt):
         return EXIT_INTERRUPTED
-    if isinstance(error, UsageError):
-        return EXIT_USAGE
-    if isinstance(error, (Unreachable, ProtocolError)):
+    if isinstance(error, (UsageError, LocalProtocolError)):
+        return EXIT_USAGE  # we refused to send it: the arguments asked too much
+    if isinstance(error, (Unreachable, RemoteProtocolError)):
         return EXIT_UNREACHABLE
     return EXIT_REFUSED  # Refused, ListingError: the request itself was turned down

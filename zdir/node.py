@@ -10,6 +10,11 @@ Layout (the ZeroMQ Guide's load-balancing broker, kept REQ/REP on the outside)::
 The broker hands each request to an idle worker (never queueing behind a slow
 one), queues up to ``max_pending`` more and answers ``busy`` beyond that. Each
 worker owns a ``Handler``: one request in, one reply out, never an exception.
+
+A request whose own part needs no listing (a ping, a refusal, a listing still in
+the cache) is served by the broker's thread itself, which then waits on the
+upstreams among its other sockets: handing a small request to a worker and back
+costs more than the rest of it. It still takes a worker's slot while it waits.
 """
 
 from __future__ import annotations
@@ -176,8 +181,14 @@ class Handler:
         budget = self._budget(request)
         onward = request._replace(trail=request.trail + (self.node_id,))
 
+        encoded: Dict[int, List[bytes]] = {}  # upstreams given the same budget share one
+
         def build(attempt_budget: float) -> List[bytes]:
-            return [protocol.encode_request(onward._replace(deadline_ms=int(attempt_budget * 1000)))]
+            deadline_ms = int(attempt_budget * 1000)
+            if deadline_ms not in encoded:
+                encoded[deadline_ms] = [
+                    protocol.encode_request(onward._replace(deadline_ms=deadline_ms))]
+            return encoded[deadline_ms]
 
         exchange = Exchange(
             peers,
@@ -449,13 +460,20 @@ class Node:
         now = time.monotonic()
         for job in list(self._jobs):
             exchange = job.exchange
-            for sock in exchange.sockets():
-                if sock in events:
-                    exchange.receive(sock)
-            exchange.advance(now)
-            if exchange.done:
+            try:
+                for sock in exchange.sockets():
+                    if sock in events:
+                        exchange.receive(sock)
+                exchange.advance(now)
+                reply = self._finish(job) if exchange.done else None
+            except zmq.ContextTerminated:
+                raise
+            except Exception as exc:  # a bug, or a socket that failed: this request alone
+                reply = self._inline.internal_error(job.request, exc)
+                _reset(job.peers)
+            if reply is not None:
                 self._jobs.remove(job)
-                self._answer(job.envelope, self._finish(job))
+                self._answer(job.envelope, reply)
                 self._peer_sets.append(job.peers)
                 self._free(job.slot, idle, pending)
 
@@ -495,6 +513,8 @@ class Node:
         waited on by this loop, and the request holds the slot until they answer, so
         ``--workers`` still bounds the requests served at once. Anything else goes to
         the worker, with its arrival time as the first frame after the envelope.
+        The price: checking the cache opens and stats the path here, so a root on a
+        filesystem that hangs (a dead NFS server) stalls the broker, not only workers.
         """
         served = self._serve_here(frames, arrived, slot)
         if served is None:
@@ -515,6 +535,7 @@ class Node:
         except zmq.ContextTerminated:
             raise
         except Exception as exc:
+            _reset(peers)  # a request may be out on some: their sockets cannot send again
             self._peer_sets.append(peers)
             self._answer(frames[:2], self._inline.internal_error(request, exc))
             return True
@@ -577,6 +598,11 @@ class Node:
             self._gatekeeper = None
 
 
+def _reset(peers: Sequence[Peer]) -> None:
+    for peer in peers:
+        peer.reset()
+
+
 def _peek_id(frames: list) -> Optional[bytes]:
     try:
         protocol.decode_request([f.bytes for f in frames])
@@ -613,9 +639,9 @@ def server_flags(preset: Preset) -> config.Flags:
         ),
     )
     flags.add("--root", default=".", metavar="DIR", help="directory to serve, read-only")
-    flags.add("--bind", default=preset.bind, type=config.endpoint, metavar="ENDPOINT",
+    flags.add("--bind", default=preset.bind, type=config.bind_endpoint, metavar="ENDPOINT",
               help="where to listen; a port of * picks a free one")
-    flags.add("--name", default=preset.name, help="this source's name, as users see it")
+    flags.add("--name", default=preset.name, type=config.source_name, help="this source's name, as users see it")
     flags.add("--upstream", default=list(preset.upstreams), type=config.endpoint, many=True,
               metavar="ENDPOINT", help="a node to ask too; repeat for several")
     flags.add("--workers", default=config.WORKERS, type=config.positive_int, metavar="N",

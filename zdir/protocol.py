@@ -22,6 +22,9 @@ MAX_REQUEST_ID_BYTES = 64
 MAX_PATH_BYTES = 4096
 MAX_PATTERNS = 64
 MAX_TRAIL = 64
+# With these limits the largest valid request stays under the servers' default
+# --max-request-bytes (64 KiB), so a valid request is never silently dropped.
+MAX_ITEM_CHARS = 256  # one glob or exclude pattern, one trail entry
 
 Name = Union[str, bytes]
 
@@ -134,6 +137,19 @@ class Chunk(NamedTuple):
     modes: Optional[List[Optional[int]]] = None
 
 
+MAX_SOURCE_NAME = 128
+
+
+def valid_source_name(name: object) -> bool:
+    """A source name is shown in columns and on terminals: printable, no white space."""
+    return (
+        isinstance(name, str)
+        and 0 < len(name) <= MAX_SOURCE_NAME
+        and name.isprintable()
+        and not any(char.isspace() for char in name)
+    )
+
+
 def error_dict(code: str, message: str) -> dict:
     """The wire form of an error: a stable code and a human message."""
     return {"code": str(code), "message": message}
@@ -176,16 +192,18 @@ def decode_request(frames: Sequence[bytes]) -> Request:
         raise RemoteProtocolError(f"a request is a msgpack map, got {type(wire).__name__}")
     request_id = wire.get("id")
     if not isinstance(request_id, bytes) or not 0 < len(request_id) <= MAX_REQUEST_ID_BYTES:
-        raise RemoteProtocolError(f"'id' must be 1 to {MAX_REQUEST_ID_BYTES} bytes (bin)")
+        request_id = None
     version = wire.get("v")
     if type(version) is not int:
         raise RemoteProtocolError("'v' must be an integer", request_id=request_id)
-    if version != VERSION:
+    if version != VERSION:  # checked before anything else a later version may change
         raise RemoteProtocolError(
             f"protocol version {version} is not supported; this server speaks {VERSION}",
             code=ErrorCode.UNSUPPORTED_VERSION,
             request_id=request_id,
         )
+    if request_id is None:
+        raise RemoteProtocolError(f"'id' must be 1 to {MAX_REQUEST_ID_BYTES} bytes (bin)")
     fields = {k: wire[k] for k in Request._fields if k in wire}
     for key in ("glob", "exclude", "trail"):
         if isinstance(fields.get(key), list):
@@ -202,6 +220,14 @@ def decode_request(frames: Sequence[bytes]) -> Request:
 
 
 _STR = frozenset((str,))
+_NAME_TYPES = frozenset((str, bytes))
+_NUMBER = frozenset((int, float))
+# What each stat column may hold; checked with one C-level pass per column.
+_COLUMN_TYPES = (
+    frozenset((int, type(None))),
+    _NUMBER | {type(None)},
+    frozenset((int, type(None))),
+)
 
 
 def check_request(request: Request) -> None:
@@ -234,8 +260,12 @@ def check_request(request: Request) -> None:
                               ("trail", request.trail, MAX_TRAIL)):
         if not isinstance(value, tuple) or (value and not set(map(type, value)) <= _STR):
             raise RemoteProtocolError(f"'{key}' must be an array of strings")
-        if len(value) > limit:
-            raise RemoteProtocolError(f"'{key}' holds more than {limit} items")
+        if len(value) > limit or any(len(item) > MAX_ITEM_CHARS for item in value):
+            raise RemoteProtocolError(
+                f"'{key}' holds more than {limit} items or an item over {MAX_ITEM_CHARS} "
+                "characters",
+                code=ErrorCode.LIMIT_EXCEEDED,
+            )
 
 
 # -- replies --------------------------------------------------------------------------------
@@ -298,10 +328,15 @@ def _source_from_wire(wire: Any) -> SourceStatus:
         raise TypeError("a source status is a map")
     fields = {k: wire[k] for k in SourceStatus._fields if k in wire}
     source = SourceStatus(**fields)
-    if not isinstance(source.name, str) or type(source.ok) is not bool:
-        raise TypeError("a source needs a string 'name' and a boolean 'ok'")
+    if not valid_source_name(source.name) or type(source.ok) is not bool:
+        raise TypeError("a source needs a printable 'name' and a boolean 'ok'")
     if type(source.entries) is not int or type(source.truncated) is not bool:
         raise TypeError("a source's 'entries' is a count and 'truncated' a boolean")
+    if not (isinstance(source.endpoint, (str, type(None)))
+            and isinstance(source.version, (str, type(None)))
+            and type(source.elapsed_ms) in _NUMBER
+            and type(source.uptime_s) in _NUMBER | {type(None)}):
+        raise TypeError("a source's 'endpoint' and 'version' are strings, times are numbers")
     _check_error(source.error)
     return source
 
@@ -338,23 +373,24 @@ def encode_chunk(source: str, chunk: Chunk) -> bytes:
     return pack([source, chunk.names, chunk.types, chunk.sizes, chunk.mtimes, chunk.modes])
 
 
-_NAME_TYPES = frozenset((str, bytes))
-
-
 def decode_chunk(frame: bytes) -> Tuple[str, Chunk]:
     """Parse and validate one chunk frame (columns must all have one value per name)."""
     wire = unpack(frame, "chunk")
     if not isinstance(wire, list) or len(wire) != 6:
         raise RemoteProtocolError("a chunk is an array of 6 items")
     source, names, types, sizes, mtimes, modes = wire
-    if not isinstance(source, str) or not isinstance(names, list) or not isinstance(types, str):
-        raise RemoteProtocolError("a chunk needs a source string, a names array, a types string")
+    if not valid_source_name(source) or not isinstance(names, list) or not isinstance(types, str):
+        raise RemoteProtocolError("a chunk needs a source name, a names array, a types string")
     count = len(names)
     if len(types) != count or not set(types) <= ENTRY_TYPES.keys():
         raise RemoteProtocolError("chunk 'types' must hold one of f, d, l, o per name")
-    for column in (sizes, mtimes, modes):
-        if column is not None and (not isinstance(column, list) or len(column) != count):
+    for column, allowed in zip((sizes, mtimes, modes), _COLUMN_TYPES):
+        if column is None:
+            continue
+        if not isinstance(column, list) or len(column) != count:
             raise RemoteProtocolError("every stat column must be nil or one value per name")
+        if not set(map(type, column)) <= allowed:
+            raise RemoteProtocolError("sizes and modes must be integers, mtimes numbers")
     if not set(map(type, names)) <= _NAME_TYPES:  # one C-level pass: chunks are large
         raise RemoteProtocolError("chunk names must be strings or bin")
     return source, Chunk(names, types, sizes, mtimes, modes)

@@ -94,7 +94,7 @@ def assert_still_serving(node) -> None:
         pytest.param([pack(GOOD), pack(GOOD)], "bad_request", id="two-requests"),
         pytest.param([b"", pack(GOOD)], "bad_request", id="second-delimiter"),
         pytest.param([b""], "bad_request", id="empty-frame"),
-        pytest.param([pack({**GOOD, "trail": ["x"] * 1000})], "bad_request", id="long-trail"),
+        pytest.param([pack({**GOOD, "trail": ["x"] * 1000})], "limit_exceeded", id="long-trail"),
         pytest.param([pack({**GOOD, "path": "../../etc"})], "bad_path", id="climbing-path"),
         pytest.param([pack({**GOOD, "deadline_ms": -5})], "bad_request", id="negative-deadline"),
     ],

@@ -186,10 +186,13 @@ def test_glob_and_exclude_run_on_the_servers(cluster, tmp_path, zmq_context):
     assert two.stdout_text.split() == ["f0007.log", "keep1.txt"]
 
 
+@posix_only
 def test_the_cache_keeps_names_current_and_stat_within_its_ttl(cluster, tmp_path):
     root = make_tree(tmp_path / "r", {"grows": "1", "other": ""})
     kept = cluster.b(root, "--stat-ttl", "60", "--name", "kept")
     fresh = cluster.b(root, "--stat-ttl", "0", "--name", "fresh")
+    front = cluster.a(make_tree(tmp_path / "a", {"from_a": ""}), kept.endpoint,
+                      args=["--upstream-timeout", "1", "--upstream-retries", "0"])
     time.sleep(SETTLE + 0.2)  # only a directory unchanged this long is cached; ctime can't be faked
 
     def sizes(server) -> dict:
@@ -203,6 +206,11 @@ def test_the_cache_keeps_names_current_and_stat_within_its_ttl(cluster, tmp_path
     assert sizes(kept)["grows"] == 1  # the documented trade-off: stat up to --stat-ttl old
     (root / "new").write_text("")  # the directory changes: every cached listing of it is stale
     assert sizes(kept) == {"grows": 5, "new": 0, "other": 0}
+    assert listing(front.endpoint)[0].returncode == 0  # A's own part is in its cache now
+    kept.freeze()  # A answers from its cache at once, and still waits for its upstream
+    proc, doc, elapsed = listing(front.endpoint)
+    assert proc.returncode == 3 and [e["name"] for e in doc["entries"]] == ["from_a"]
+    assert doc["sources"][1]["error"]["code"] == "timeout" and elapsed < 2.5
 
 
 def test_the_python_api(cluster, two_roots):

@@ -6,7 +6,9 @@ import json
 import socket
 from concurrent.futures import ThreadPoolExecutor
 
+import msgpack
 import pytest
+import zmq
 
 from conftest import make_tree, run_client
 
@@ -40,17 +42,24 @@ def test_max_depth_stops_recursion_with_limit_exceeded(cluster, tmp_path):
 def test_over_long_glob_pattern_is_a_limit_not_a_cost(cluster, tmp_path):
     root = make_tree(tmp_path / "r", {"a": "x"})
     b = cluster.b(root)
-    proc = run_client("--server", b.endpoint, "--json", "--glob", "x" * 5000)
-    assert proc.returncode == 3
-    assert sources(proc)["server_b"]["error"]["code"] == "limit_exceeded"
+    local = run_client("--server", b.endpoint, "--json", "--glob", "x" * 5000)
+    assert local.returncode == 2 and "256 characters" in local.stderr_text  # never sent
+    with zmq.Context() as context, context.socket(zmq.REQ) as sock:
+        sock.linger = 0
+        sock.connect(b.endpoint)
+        sock.send(msgpack.packb({"v": 1, "op": "list", "id": b"12345678", "glob": ["x" * 5000]},
+                                use_bin_type=True))
+        assert sock.poll(5000), "no reply to an over-long pattern"
+        header = msgpack.unpackb(sock.recv_multipart()[0], raw=False)
+    assert header["ok"] is False and header["error"]["code"] == "limit_exceeded"
     assert run_client("--server", b.endpoint).returncode == 0
 
 
 def test_request_over_max_request_bytes_is_dropped_and_the_server_serves_on(cluster, tmp_path):
     root = make_tree(tmp_path / "r", {"a": "x"})
-    b = cluster.b(root, "--max-request-bytes", "1024")
+    b = cluster.b(root, "--max-request-bytes", "512")
     big = run_client("--server", b.endpoint, "--timeout", "1", "--retries", "0",
-                     "--glob", "y" * 700, "--glob", "z" * 700)
+                     "--glob", "y" * 200, "--glob", "z" * 200, "--glob", "w" * 200)
     assert big.returncode == 4 and b.endpoint in big.stderr_text
     assert big.stdout == b""
     small = run_client("--server", b.endpoint)

@@ -129,3 +129,14 @@ def test_undecodable_names_come_out_as_bytes(tmp_path):
     open(os.path.join(os.fsencode(tmp_path), raw), "w").close()
     (chunk,) = list(DirListing(str(tmp_path.resolve()), ""))
     assert chunk.names == [raw]
+
+
+def test_chunks_come_sorted_by_name_in_runs(tmp_path, monkeypatch):
+    names = [f"n{i:03d}" for i in range(60)]
+    make_tree(tmp_path, {name: "" for name in reversed(names)})
+    monkeypatch.setattr("zdir.lister.SORT_ENTRIES", 25)  # runs of 25, in chunks of 10
+    chunks = list(DirListing(str(tmp_path.resolve()), "", Options(chunk_entries=10)))
+    assert [len(c.names) for c in chunks] == [10, 10, 5, 10, 10, 5, 10]
+    runs = [sum((c.names for c in chunks[i:i + 3]), []) for i in (0, 3)] + [chunks[6].names]
+    assert all(run == sorted(run) for run in runs)
+    assert sorted(sum(runs, [])) == names
