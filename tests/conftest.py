@@ -62,7 +62,8 @@ class Server:
             line = self._lines.get(timeout=timeout)
         except queue.Empty:
             self.kill()
-            raise AssertionError(f"{self.module} printed no ready line in {timeout}s: {self.log()}")
+            message = f"{self.module} printed no ready line in {timeout}s: {self.log()}"
+            raise AssertionError(message) from None
         match = READY.match(line or "")
         if not match:
             self.stop()

@@ -5,19 +5,20 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from functools import partial
 from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional
-from typing import Sequence, Tuple
+from typing import Sequence, Tuple, Union
 
 import zmq
 
 from . import config, output, protocol
 from .errors import EXIT_OK, EXIT_PARTIAL, Refused, RemoteProtocolError, ZdirError
-from .errors import UsageError, exit_code
+from .errors import Unreachable, UsageError, exit_code
 from .protocol import ErrorCode, SourceStatus, name_from_wire
 from .entries import Entries, Entry
 from .progress import Progress
-from .reliable import Peer, request
+from .reliable import DEFAULT_BACKOFF, Peer, request
 
 
 class Listing(NamedTuple):
@@ -111,7 +112,7 @@ class Client:
         self._peer.close()
         self._context.term()
 
-    def send(self, op: str, path: "str | bytes" = "", **options: object) -> Reply:
+    def send(self, op: str, path: Union[str, bytes] = "", **options: object) -> Reply:
         """Send one request and return its reply, header checked, chunks not yet decoded."""
         if isinstance(path, str):
             path = protocol.name_to_wire(path)
@@ -122,12 +123,21 @@ class Client:
             # The server learns how long we will wait, and spends less on its upstreams.
             return [protocol.encode_request(req._replace(deadline_ms=int(budget * 1000)))]
 
-        frames = request(self._peer, build, timeout=self.timeout, retries=self.retries)
-        try:
-            header = protocol.decode_reply([frames[0].bytes, *frames[1:]], request_id)
-        except RemoteProtocolError as exc:
-            self._peer.reset()
-            raise RemoteProtocolError(f"{self.endpoint}: {exc.message}", code=exc.code) from exc
+        for attempt in range(self.retries + 1):
+            frames = request(self._peer, build, timeout=self.timeout, retries=self.retries)
+            try:
+                header = protocol.decode_reply([frames[0].bytes, *frames[1:]], request_id)
+            except RemoteProtocolError as exc:
+                self._peer.reset()
+                message = f"{self.endpoint}: {exc.message}"
+                raise RemoteProtocolError(message, code=exc.code) from exc
+            if header.code != ErrorCode.BUSY:
+                break
+            time.sleep(DEFAULT_BACKOFF * 2 ** attempt)  # a full server: give it a moment
+        else:
+            raise Unreachable(f"{self.endpoint}: busy after {self.retries + 1} attempts: "
+                              f"{header.error['message']}",  # type: ignore[index]
+                              endpoint=self.endpoint, code=ErrorCode.BUSY)
         if not header.ok:
             error = header.error or {"code": ErrorCode.INTERNAL.value, "message": "refused"}
             raise Refused(error["message"], code=error["code"])
@@ -136,7 +146,7 @@ class Client:
             sources[0] = sources[0]._replace(endpoint=self.endpoint)
         return Reply(header._replace(sources=tuple(sources)), frames[1:])
 
-    def stream(self, path: "str | bytes" = "", *, all: bool = False, stat: bool = True,
+    def stream(self, path: Union[str, bytes] = "", *, all: bool = False, stat: bool = True,
                recursive: bool = False, max_depth: Optional[int] = None,
                glob: Sequence[str] = (), exclude: Sequence[str] = ()) -> Reply:
         """Like ``list`` but entries are decoded chunk by chunk as the Reply is iterated."""
@@ -146,7 +156,7 @@ class Client:
         _check_found(reply.sources, path)
         return reply
 
-    def list(self, path: "str | bytes" = "", **options: object) -> Listing:
+    def list(self, path: Union[str, bytes] = "", **options: object) -> Listing:
         """All entries of PATH (relative to every server's root) and every source's status.
 
         Raises Refused when the request is refused or no source has PATH, and
@@ -160,7 +170,7 @@ class Client:
         return self.send("ping").sources
 
 
-def _check_found(sources: Sequence[SourceStatus], path: "str | bytes") -> None:
+def _check_found(sources: Sequence[SourceStatus], path: Union[str, bytes]) -> None:
     """A path that no source has is an error; one that some lack is not."""
     if any(s.ok or s.failed for s in sources):
         return

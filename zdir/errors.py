@@ -5,8 +5,8 @@
     ZdirError
     ├── UsageError              bad flags, environment or arguments       exit 2
     ├── ProtocolError           bytes or a message that break docs/protocol.md
-    │   ├── LocalProtocolError  we refused to send it (e.g. a PATH over the limit)  exit 2
-    │   └── RemoteProtocolError the peer sent it (its bug, or garbage)   exit 4 when it is our server
+    │   ├── LocalProtocolError  we refused to send it (a PATH over the limit)   exit 2
+    │   └── RemoteProtocolError the peer sent it (its bug, or garbage)   exit 4
     ├── Refused                 a server answered with an error code      exit 1
     ├── ListingError            the local filesystem refused a path (carries a protocol code)
     └── Unreachable             a hop gave no usable reply in time        exit 4
@@ -17,6 +17,8 @@ module imports nothing of ours, so every other module may import it.
 """
 
 from __future__ import annotations
+
+from typing import Optional
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
@@ -31,7 +33,7 @@ class ZdirError(Exception):
 
     code = "internal"
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
+    def __init__(self, message: str, *, code: Optional[str] = None) -> None:
         super().__init__(message)
         if code is not None:
             self.code = str(code)
@@ -53,7 +55,7 @@ class ProtocolError(ZdirError):
     code = "bad_request"
 
     def __init__(
-        self, message: str, *, code: str | None = None, request_id: bytes | None = None
+        self, message: str, *, code: Optional[str] = None, request_id: Optional[bytes] = None
     ) -> None:
         super().__init__(message, code=code)
         self.request_id = request_id
@@ -80,7 +82,7 @@ class Unreachable(ZdirError):
 
     code = "unreachable"
 
-    def __init__(self, message: str, *, endpoint: str, code: str | None = None) -> None:
+    def __init__(self, message: str, *, endpoint: str, code: Optional[str] = None) -> None:
         super().__init__(message, code=code)
         self.endpoint = endpoint
 

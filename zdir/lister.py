@@ -224,9 +224,9 @@ class DirListing:
     ``truncated`` and ``warning`` (the first problem met below the top) are set.
     """
 
-    def __init__(self, root: str, path: PathArg, options: Options = Options()) -> None:
+    def __init__(self, root: str, path: PathArg, options: Optional[Options] = None) -> None:
         self.root = root
-        self.options = options
+        self.options = options = options or Options()
         self.entries = 0
         self.truncated = False
         self.warning: Optional[ListingError] = None
@@ -328,7 +328,8 @@ class DirListing:
             finally:
                 os.close(fd)
         else:
-            yield from self._walk(os.path.join(parent, name), prefix + name + "/", depth + 1, columns)
+            path = os.path.join(parent, name)
+            yield from self._walk(path, prefix + name + "/", depth + 1, columns)
 
     def _warn(self, where: str, exc: OSError) -> None:
         """A sub-directory could not be listed: go on, but the answer is partial."""
@@ -391,6 +392,8 @@ class _Columns:
         else:
             info = None
             letter = _letter_from_entry(entry)
+        if ON_WINDOWS and letter == "d" and _is_junction(entry):
+            letter = "l"  # a link in all but name: listed as one, never walked into
         if patterns and not _matches(entry.name, patterns):
             return letter
         self.count += 1
@@ -435,6 +438,18 @@ def _wire_names(names: List[str]) -> List[Union[str, bytes]]:
     except UnicodeEncodeError:
         return [name_to_wire(name) for name in names]
     return names
+
+
+_FILE_ATTRIBUTE_REPARSE_POINT = 0x400
+
+
+def _is_junction(entry: os.DirEntry) -> bool:
+    """A Windows junction (or other reparse point) that lstat reports as a directory."""
+    try:
+        info = entry.stat(follow_symlinks=False)
+    except OSError:
+        return False
+    return bool(getattr(info, "st_file_attributes", 0) & _FILE_ATTRIBUTE_REPARSE_POINT)
 
 
 def _letter_from_entry(entry: os.DirEntry) -> str:

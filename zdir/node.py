@@ -266,7 +266,8 @@ class Handler:
             self.cache.put(key, stamp, options.stat, chunks, listing.entries)  # type: ignore[arg-type]
         return chunks, listing.entries
 
-    def _absorb(self, outcome: Outcome, request_id: bytes) -> Tuple[List[SourceStatus], List[object]]:
+    def _absorb(self, outcome: Outcome,
+                request_id: bytes) -> Tuple[List[SourceStatus], List[object]]:
         """Turn one upstream's outcome into source statuses and chunk frames to relay as-is."""
         peer = outcome.peer
         elapsed = round(outcome.elapsed * 1000.0, 3)
@@ -301,7 +302,8 @@ class Handler:
                  protocol.name_from_wire(request.path), code, _ms_since(started))
         return protocol.error_reply(request.id, request.op, code, message)
 
-    def _log(self, request: protocol.Request, sources: Sequence[SourceStatus], started: float) -> None:
+    def _log(self, request: protocol.Request, sources: Sequence[SourceStatus],
+             started: float) -> None:
         if not log.isEnabledFor(logging.INFO):  # --log-level WARNING: skip the formatting too
             return
         failed = [f"{s.name}:{s.code}" for s in sources if s.failed]
@@ -420,7 +422,7 @@ class Node:
         idle: Deque[bytes] = collections.deque(
             f"inproc://{self.node_id}-worker-{i}".encode() for i in range(self.cfg.workers)
         )
-        pending: Deque[Tuple[list, float]] = collections.deque()
+        pending: Deque[Tuple[Message, float]] = collections.deque()
         poller = zmq.Poller()
         poller.register(frontend, zmq.POLLIN)
         poller.register(backend, zmq.POLLIN)
@@ -434,8 +436,7 @@ class Node:
                     frontend.send_multipart(reply, copy=False)
                     self._free(worker.bytes, idle, pending)
                 if frontend in events:
-                    frames = frontend.recv_multipart(copy=False)
-                    self._dispatch(frames, idle, pending)
+                    self._dispatch(frontend.recv_multipart(copy=False), idle, pending)
         finally:
             self._shutdown()
 
@@ -455,7 +456,7 @@ class Node:
         return everything.poll(max(0.0, timeout))
 
     def _advance_jobs(self, events: dict, idle: Deque[bytes],
-                      pending: Deque[Tuple[list, float]]) -> None:
+                      pending: Deque[Tuple[Message, float]]) -> None:
         """Take the upstreams' replies to requests served here; answer those complete."""
         now = time.monotonic()
         for job in list(self._jobs):
@@ -478,33 +479,34 @@ class Node:
                 self._free(job.slot, idle, pending)
 
     def _dispatch(self, frames: list, idle: Deque[bytes],
-                  pending: Deque[Tuple[list, float]]) -> None:
+                  pending: Deque[Tuple[Message, float]]) -> None:
         """Route one client message: to a worker, to the queue, or straight back refused."""
-        if len(frames) < 3 or frames[1].bytes != b"":
+        message = _split_envelope(frames)
+        if message is None:
             self._refuse_framing(frames)
             return
         arrived = time.monotonic()
         if idle:
-            if not self._start(frames, arrived, idle[0]):
+            if not self._start(message, arrived, idle[0]):
                 idle.popleft()
         elif len(pending) < self.cfg.max_pending:
-            pending.append((frames, arrived))
+            pending.append((message, arrived))
         else:
-            request_id = _peek_id(frames[2:])
-            reply = protocol.error_reply(request_id, "", ErrorCode.BUSY,
+            envelope, body = message
+            reply = protocol.error_reply(_peek_id(body), "", ErrorCode.BUSY,
                                          f"{self.cfg.name} is busy: {len(pending)} requests "
                                          "are waiting already; try again")
-            self.frontend.send_multipart([frames[0], b"", *reply], copy=False)
+            self._answer(envelope, reply)
 
-    def _free(self, slot: bytes, idle: Deque[bytes], pending: Deque[Tuple[list, float]]) -> None:
+    def _free(self, slot: bytes, idle: Deque[bytes], pending: Deque[Tuple[Message, float]]) -> None:
         """A worker slot is free again: it takes the next queued request, or waits."""
         while pending:
-            frames, arrived = pending.popleft()
-            if not self._start(frames, arrived, slot):
+            message, arrived = pending.popleft()
+            if not self._start(message, arrived, slot):
                 return
         idle.append(slot)
 
-    def _start(self, frames: list, arrived: float, slot: bytes) -> bool:
+    def _start(self, message: Message, arrived: float, slot: bytes) -> bool:
         """Serve a request in the slot of one worker; False if the slot is taken, True if free.
 
         When this node's own part needs no listing (a ping, a refusal, or a listing in
@@ -516,17 +518,19 @@ class Node:
         The price: checking the cache opens and stats the path here, so a root on a
         filesystem that hangs (a dead NFS server) stalls the broker, not only workers.
         """
-        served = self._serve_here(frames, arrived, slot)
+        served = self._serve_here(message, arrived, slot)
         if served is None:
-            stamped = [*frames[:2], struct.pack(_ARRIVAL_FORMAT, arrived), *frames[2:]]
+            envelope, body = message
+            stamped = [*envelope, struct.pack(_ARRIVAL_FORMAT, arrived), *body]
             self.backend.send_multipart([slot, *stamped], copy=False)
             return False
         return served
 
-    def _serve_here(self, frames: list, arrived: float, slot: bytes) -> Optional[bool]:
+    def _serve_here(self, message: Message, arrived: float, slot: bytes) -> Optional[bool]:
         """Answer now (True), or start a job that waits on upstreams (False), or None."""
+        envelope, body = message
         try:
-            request = protocol.decode_request([f.bytes for f in frames[2:]])
+            request = protocol.decode_request([f.bytes for f in body])
         except ProtocolError:
             return None  # the worker refuses it, and logs it, as for every request
         peers = self._peer_sets.pop() if self._peer_sets else self._inline.new_peers()
@@ -537,15 +541,15 @@ class Node:
         except Exception as exc:
             _reset(peers)  # a request may be out on some: their sockets cannot send again
             self._peer_sets.append(peers)
-            self._answer(frames[:2], self._inline.internal_error(request, exc))
+            self._answer(envelope, self._inline.internal_error(request, exc))
             return True
         if job is None or isinstance(job, list) or job.exchange is None:
             self._peer_sets.append(peers)
             if job is None:
                 return None
-            self._answer(frames[:2], job if isinstance(job, list) else self._finish(job))
+            self._answer(envelope, job if isinstance(job, list) else self._finish(job))
             return True
-        job.slot, job.envelope, job.peers = slot, frames[:2], peers
+        job.slot, job.envelope, job.peers = slot, envelope, peers
         self._jobs.append(job)
         return False
 
@@ -564,8 +568,10 @@ class Node:
         A REP socket silently drops a message with nothing after the delimiter, and
         the worker it was handed to would then never reply: such messages stay here.
         """
-        if len(frames) == 2 and frames[1].bytes == b"":
-            envelope, message = [frames[0], b""], "a request is exactly one frame, got 0"
+        delimiter = _delimiter_index(frames)
+        if delimiter is not None:
+            envelope = frames[:delimiter + 1]
+            message = f"a request is exactly one frame, got {len(frames) - delimiter - 1}"
         else:  # a DEALER that skipped the empty delimiter
             envelope = [frames[0]]
             message = ("missing the empty delimiter frame: speak REQ, or send an empty "
@@ -603,6 +609,29 @@ def _reset(peers: Sequence[Peer]) -> None:
         peer.reset()
 
 
+Message = Tuple[list, list]  # (envelope: routing frames and the empty delimiter, body)
+
+
+def _delimiter_index(frames: list) -> Optional[int]:
+    for index, frame in enumerate(frames):
+        if not frame.bytes:
+            return index
+    return None
+
+
+def _split_envelope(frames: list) -> Optional[Message]:
+    """Split as REP does: every frame up to the first empty one is the return address.
+
+    More than one routing frame arrives when the client sits behind a proxy. None
+    when there is no delimiter, or not exactly one frame after it: a REP worker
+    would drop such a message without a word, so the broker answers it itself.
+    """
+    delimiter = _delimiter_index(frames)
+    if delimiter is None or delimiter == 0 or len(frames) != delimiter + 2:
+        return None
+    return frames[:delimiter + 1], frames[delimiter + 1:]
+
+
 def _peek_id(frames: list) -> Optional[bytes]:
     try:
         protocol.decode_request([f.bytes for f in frames])
@@ -632,7 +661,7 @@ def server_flags(preset: Preset) -> config.Flags:
         epilog=(
             "example:\n"
             f"  {prog} --root /srv/files --bind 'tcp://0.0.0.0:*'"
-            + (f" --upstream tcp://hostb:5556" if preset.upstreams else "")
+            + (" --upstream tcp://hostb:5556" if preset.upstreams else "")
             + "\n\nOnce bound it prints one line on stdout:\n"
             f"  {preset.name} listening on ENDPOINT root=DIR\n"
             "SIGINT or SIGTERM stops it within a second (exit 0)."
@@ -641,7 +670,8 @@ def server_flags(preset: Preset) -> config.Flags:
     flags.add("--root", default=".", metavar="DIR", help="directory to serve, read-only")
     flags.add("--bind", default=preset.bind, type=config.bind_endpoint, metavar="ENDPOINT",
               help="where to listen; a port of * picks a free one")
-    flags.add("--name", default=preset.name, type=config.source_name, help="this source's name, as users see it")
+    flags.add("--name", default=preset.name, type=config.source_name,
+              help="this source's name, as users see it")
     flags.add("--upstream", default=list(preset.upstreams), type=config.endpoint, many=True,
               metavar="ENDPOINT", help="a node to ask too; repeat for several")
     flags.add("--workers", default=config.WORKERS, type=config.positive_int, metavar="N",

@@ -242,3 +242,41 @@ def test_ipv6_endpoints(cluster, two_roots):
     proc = run_client("--server", a.endpoint)
     assert proc.returncode == 0, proc.stderr_text
     assert "beta.txt" in names(proc)
+
+
+def test_a_client_behind_a_zmq_proxy_is_answered(cluster, two_roots):
+    """Nodes behave like REP: a longer return address (a proxy in between) is kept whole."""
+    import threading
+
+    import zmq
+
+    from zdir.client import Client
+
+    _, b_root = two_roots
+    b = cluster.b(b_root)
+    context = zmq.Context()
+    front, back = context.socket(zmq.ROUTER), context.socket(zmq.DEALER)
+    front.linger = back.linger = 0
+    port = front.bind_to_random_port("tcp://127.0.0.1")
+    back.connect(b.endpoint)
+    proxy = threading.Thread(target=_proxy, args=(front, back), daemon=True)
+    proxy.start()
+    try:
+        with Client(f"tcp://127.0.0.1:{port}", timeout=5, retries=0) as client:
+            listing = client.list()
+        assert sorted(e.name for e in listing.entries) == ["beta.txt", "both.txt", "sub"]
+    finally:
+        context.term()  # ends the proxy (ETERM) once its sockets close
+        proxy.join(5)
+
+
+def _proxy(front, back) -> None:
+    import zmq
+
+    try:
+        zmq.proxy(front, back)
+    except zmq.ContextTerminated:
+        pass
+    finally:
+        front.close(linger=0)
+        back.close(linger=0)

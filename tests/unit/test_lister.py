@@ -105,8 +105,8 @@ def test_split_path_folds_dots_and_decodes_nothing(path, parts):
 
 
 @pytest.mark.parametrize("path, code", [
-    ("..", "bad_path"), ("a/../..", "bad_path"), ("/etc", "bad_path"), ("\\\\host\\share", "bad_path"),
-    ("C:\\Windows", "bad_path"), ("a\x00b", "bad_path"),
+    ("..", "bad_path"), ("a/../..", "bad_path"), ("/etc", "bad_path"),
+    ("\\\\host\\share", "bad_path"), ("C:\\Windows", "bad_path"), ("a\x00b", "bad_path"),
 ])
 def test_split_path_refusals(path, code):
     with pytest.raises(ListingError) as info:

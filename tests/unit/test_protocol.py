@@ -6,7 +6,7 @@ import os
 
 import msgpack
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from zdir import protocol
