@@ -51,6 +51,10 @@ SHUTDOWN_GRACE = 1.0  # seconds the workers get to close their sockets on stop
 _ARRIVAL_FORMAT = "=d"  # broker to worker, in-process: time.monotonic() at arrival
 
 
+# The lister's options that a request sets; the rest are this node's limits.
+_ASKED_BY_CLIENT = ("all", "stat", "recursive", "max_depth", "glob", "exclude")
+
+
 class NodeConfig(NamedTuple):
     """Everything a node needs; built from flags by ``main``, or directly by tests."""
 
@@ -209,12 +213,7 @@ class Handler:
                                   uptime_s=round(time.monotonic() - self.started, 3))
             return status, []
         options = Options(
-            all=request.all,
-            stat=request.stat,
-            recursive=request.recursive,
-            max_depth=request.max_depth,
-            glob=request.glob,
-            exclude=request.exclude,
+            **{field: getattr(request, field) for field in _ASKED_BY_CLIENT},
             chunk_entries=self.cfg.chunk_entries,
             max_entries=self.cfg.max_entries,
             depth_limit=self.cfg.max_depth,
@@ -722,21 +721,11 @@ def node_config(args, preset: Preset) -> NodeConfig:
         curve_server, upstream_setup = keys.node_security(
             args.curve_secret, args.curve_allow, args.upstream_server_key
         )
+    same_names = {f: getattr(args, f) for f in NodeConfig._fields if hasattr(args, f)}
     return NodeConfig(
-        name=args.name,
-        root=root,
-        bind=args.bind,
+        **{**same_names, "root": root},
         upstreams=tuple(args.upstream),
-        workers=args.workers,
-        upstream_timeout=args.upstream_timeout,
-        upstream_retries=args.upstream_retries,
-        max_pending=args.max_pending,
-        max_request_bytes=args.max_request_bytes,
-        max_entries=args.max_entries,
-        max_depth=args.max_depth,
-        chunk_entries=args.chunk_entries,
         cache_bytes=args.cache_mb << 20,
-        stat_ttl=args.stat_ttl,
         curve_server=curve_server,
         upstream_setup=upstream_setup,
     )
