@@ -156,13 +156,16 @@ class Client:
         _check_found(reply.sources, path)
         return reply
 
-    def list(self, path: Union[str, bytes] = "", **options: object) -> Listing:
+    def list(self, path: Union[str, bytes] = "", *, all: bool = False, stat: bool = True,
+             recursive: bool = False, max_depth: Optional[int] = None,
+             glob: Sequence[str] = (), exclude: Sequence[str] = ()) -> Listing:
         """All entries of PATH (relative to every server's root) and every source's status.
 
         Raises Refused when the request is refused or no source has PATH, and
         Unreachable when the server does not answer.
         """
-        reply = self.stream(path, **options)  # type: ignore[arg-type]
+        reply = self.stream(path, all=all, stat=stat, recursive=recursive,
+                            max_depth=max_depth, glob=glob, exclude=exclude)
         return Listing(reply.entries(), reply.sources)
 
     def ping(self) -> Tuple[SourceStatus, ...]:
