@@ -97,9 +97,7 @@ class Client:
 
             setup = client_security(curve_secret, server_key)  # before the context: may raise
         self._context = zmq.Context()
-        # secure=True even in plaintext: a zdir server that refuses our handshake is
-        # one that wants CURVE (or other keys), and the message should say so.
-        self._peer = Peer(self._context, endpoint, setup=setup, secure=True)
+        self._peer = Peer(self._context, endpoint, setup=setup)
 
     def __enter__(self) -> "Client":
         return self

@@ -98,9 +98,7 @@ class Handler:
 
     def new_peers(self) -> List[Peer]:
         """One REQ peer per upstream, for one request at a time (sockets open when used)."""
-        setup = self.cfg.upstream_setup
-        return [Peer(self.context, ep, setup=setup, secure=setup is not None)
-                for ep in self.cfg.upstreams]
+        return [Peer(self.context, ep, setup=self.cfg.upstream_setup) for ep in self.cfg.upstreams]
 
     def close(self) -> None:
         for peer in self.peers:
@@ -128,6 +126,7 @@ class Handler:
         except zmq.ContextTerminated:  # the node is stopping
             raise
         except Exception as exc:  # a bug: log it, answer, keep serving
+            _reset(self.peers)  # a request may be out on some: they cannot send again
             return self.internal_error(request, exc)
 
     def begin(self, request: protocol.Request, started: float, peers: Sequence[Peer], *,
@@ -171,7 +170,9 @@ class Handler:
     def internal_error(self, request: protocol.Request, exc: Exception) -> List[object]:
         """A bug: log it, answer, keep serving."""
         log.error("internal error on %s %r", request.op, request.path, exc_info=exc)
-        return protocol.error_reply(request.id, request.op, ErrorCode.INTERNAL, repr(exc))
+        # The type only: the message may hold local paths, which stay in the log.
+        message = f"{type(exc).__name__} on {self.cfg.name}; its log has the details"
+        return protocol.error_reply(request.id, request.op, ErrorCode.INTERNAL, message)
 
     def _budget(self, request: protocol.Request) -> float:
         if request.deadline_ms is not None:

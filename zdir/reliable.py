@@ -49,13 +49,11 @@ class Peer:
         endpoint: str,
         *,
         setup: Optional[SocketSetup] = None,
-        secure: bool = False,
     ) -> None:
         self.context = context
         self.endpoint = endpoint
         self.name = endpoint  # replaced by the peer's own name once it has answered
         self.setup = setup
-        self.secure = secure
         self.socket: Optional[zmq.Socket] = None
         self._monitor: Optional[zmq.Socket] = None
         self.connected = False
@@ -104,7 +102,8 @@ class Peer:
         self.read_events()
         tries = f"after {attempts} attempt{'s' if attempts != 1 else ''} ({waited:.1f}s)"
         if self.handshake_failed:
-            hint = "authentication may have failed" if self.secure else "not a zdir peer?"
+            # A zdir node that refuses our handshake wants CURVE, or other keys.
+            hint = "authentication may have failed (or it is not a zdir node)"
             return AuthFailed(
                 f"{self.endpoint}: handshake failed {tries}: {hint}",
                 endpoint=self.endpoint,
