@@ -9,11 +9,20 @@ import sys
 import pytest
 
 from conftest import make_tree
+from zdir import lister
 from zdir.errors import ListingError
 from zdir.lister import DirListing, Options, split_path
 from zdir.protocol import name_from_wire
 
 pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture(autouse=True, params=[True, False], ids=["dir-fd", "by-path"])
+def open_mode(request, monkeypatch):
+    """Every test twice: with directory descriptors, and by path as on Windows."""
+    if request.param and not lister.USE_DIR_FD:
+        pytest.skip("this platform has no O_NOFOLLOW directory descriptors")
+    monkeypatch.setattr(lister, "USE_DIR_FD", request.param)
 
 
 def listed(root, path="", **options):
