@@ -59,6 +59,7 @@ class Peer:
         self.connected = False
         self.handshaken = False
         self.handshake_failed = False
+        self.hung_up = False  # the peer closed the connection after a handshake
 
     def open(self) -> zmq.Socket:
         if self.socket is None:
@@ -77,7 +78,7 @@ class Peer:
                 if exc.errno == zmq.ETERM:
                     raise zmq.ContextTerminated() from exc
                 raise
-            self.connected = self.handshaken = self.handshake_failed = False
+            self.connected = self.handshaken = self.handshake_failed = self.hung_up = False
         return self.socket
 
     def read_events(self) -> None:
@@ -95,6 +96,7 @@ class Peer:
             elif event & _HANDSHAKE_FAILED:
                 self.handshake_failed = True
             elif event & zmq.EVENT_DISCONNECTED:
+                self.hung_up = self.hung_up or self.handshaken
                 self.connected = False
 
     def failure(self, attempts: int, waited: float) -> Unreachable:
@@ -108,6 +110,13 @@ class Peer:
                 f"{self.endpoint}: handshake failed {tries}: {hint}",
                 endpoint=self.endpoint,
                 code=ErrorCode.AUTH_FAILED,
+            )
+        if self.hung_up:
+            return Unreachable(
+                f"{self.endpoint}: the server closed the connection without replying {tries} "
+                "(it stopped, or the request was over its --max-request-bytes)",
+                endpoint=self.endpoint,
+                code=ErrorCode.TIMEOUT,
             )
         if self.handshaken or self.connected:
             # Connected without a handshake is a live kernel under a stopped or

@@ -61,6 +61,7 @@ def test_request_over_max_request_bytes_is_dropped_and_the_server_serves_on(clus
     big = run_client("--server", b.endpoint, "--timeout", "1", "--retries", "0",
                      "--glob", "y" * 200, "--glob", "z" * 200, "--glob", "w" * 200)
     assert big.returncode == 4 and b.endpoint in big.stderr_text
+    assert "closed the connection" in big.stderr_text
     assert big.stdout == b""
     small = run_client("--server", b.endpoint)
     assert small.returncode == 0 and small.stdout_text.split() == ["a"]
