@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import pytest
 
@@ -131,6 +131,11 @@ class Cluster:
     def a(self, root: Path, *upstreams: str, args: Sequence[str] = (), **kwargs) -> Server:
         ups = [arg for ep in upstreams for arg in ("--upstream", ep)]
         return self.start("server_a", root, *ups, *args, **kwargs)
+
+    def chain(self, a_root: Path, b_root: Path) -> Tuple[Server, Server]:
+        """B, then A in front of it: the product's usual shape."""
+        b = self.b(b_root)
+        return self.a(a_root, b.endpoint), b
 
     def stop_all(self) -> None:
         for server in reversed(self.servers):

@@ -11,7 +11,7 @@ from itertools import repeat
 from typing import Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 from typing import overload
 
-from .protocol import ENTRY_TYPES, Chunk, name_from_wire
+from .protocol import ENTRY_TYPES, TYPE_LETTERS, Chunk, name_from_wire
 
 BATCH_ENTRIES = 10_000  # entries a writer formats at a time
 
@@ -84,7 +84,7 @@ class Entries(Sequence[Entry]):
         if not rows:
             return cls([], "", None, None, None, [])
         names, types, sizes, mtimes, modes, sources = map(list, zip(*rows))
-        letters = "".join(_LETTERS[t] for t in types)
+        letters = "".join(TYPE_LETTERS[t] for t in types)
         return cls(names, letters, *(_column(c) for c in (sizes, mtimes, modes)), sources)
 
     def _extend(self, other: "Entries") -> None:
@@ -147,9 +147,6 @@ class Entries(Sequence[Entry]):
         """The entries in slices of ``size``, for writers that format a batch at a time."""
         for start in range(0, len(self.names), size):
             yield self[start:start + size]
-
-
-_LETTERS = {name: letter for letter, name in ENTRY_TYPES.items()}
 
 
 def _column(values: Sequence[object]) -> Column:

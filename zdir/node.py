@@ -21,10 +21,7 @@ from __future__ import annotations
 
 import collections
 import logging
-import os
-import signal
 import struct
-import sys
 import threading
 import time
 import uuid
@@ -34,7 +31,7 @@ from typing import (TYPE_CHECKING, Deque, Dict, List, NamedTuple, Optional, Sequ
 import zmq
 
 from . import __version__, config, protocol
-from .errors import ListingError, ProtocolError, RemoteProtocolError, UsageError, ZdirError
+from .errors import ListingError, ProtocolError, RemoteProtocolError, UsageError
 from .lister import DEFAULT_CHUNK_ENTRIES, DEFAULT_MAX_DEPTH, DEFAULT_MAX_ENTRIES, DirListing
 from .cache import ListingCache
 from .lister import Options, split_path
@@ -640,140 +637,3 @@ def _peek_id(frames: list) -> Optional[bytes]:
     except Exception:
         return None
     return protocol.unpack(frames[0].bytes, "request").get("id")
-
-
-# -- the command ------------------------------------------------------------------------------
-
-class Preset(NamedTuple):
-    """What distinguishes server_a from server_b: defaults only."""
-
-    name: str
-    bind: str
-    upstreams: Tuple[str, ...]
-    description: str
-
-
-def server_flags(preset: Preset) -> config.Flags:
-    prog = f"python -m zdir.{preset.name}"
-    flags = config.Flags(
-        prog,
-        preset.description,
-        epilog=(
-            "example:\n"
-            f"  {prog} --root /srv/files --bind 'tcp://0.0.0.0:*'"
-            + (" --upstream tcp://hostb:5556" if preset.upstreams else "")
-            + "\n\nOnce bound it prints one line on stdout:\n"
-            f"  {preset.name} listening on ENDPOINT root=DIR\n"
-            "SIGINT or SIGTERM stops it within a second (exit 0)."
-        ),
-    )
-    flags.add("--root", default=".", metavar="DIR", help="directory to serve, read-only")
-    flags.add("--bind", default=preset.bind, type=config.bind_endpoint, metavar="ENDPOINT",
-              help="where to listen; a port of * picks a free one")
-    flags.add("--name", default=preset.name, type=config.source_name,
-              help="this source's name, as users see it")
-    flags.add("--upstream", default=list(preset.upstreams), type=config.endpoint, many=True,
-              metavar="ENDPOINT", help="a node to ask too; repeat for several")
-    flags.add("--workers", default=config.WORKERS, type=config.positive_int, metavar="N",
-              help="requests served at once")
-    flags.add("--upstream-timeout", "--timeout", default=config.UPSTREAM_TIMEOUT,
-              type=config.positive_float, metavar="SECONDS",
-              help="wait per attempt on each upstream")
-    flags.add("--upstream-retries", "--retries", default=config.UPSTREAM_RETRIES,
-              type=config.count, metavar="N", help="retries per upstream, on a fresh socket")
-    flags.add("--max-pending", default=config.MAX_PENDING, type=config.count, metavar="N",
-              help="requests queued for a busy server before it answers 'busy'")
-    flags.add("--max-request-bytes", default=config.MAX_REQUEST_BYTES,
-              type=config.positive_int, metavar="N",
-              help="larger messages are dropped and their sender disconnected")
-    flags.add("--max-entries", default=DEFAULT_MAX_ENTRIES, type=config.positive_int,
-              metavar="N", help="entries per reply from this node's root")
-    flags.add("--max-depth", default=DEFAULT_MAX_DEPTH, type=config.positive_int, metavar="N",
-              help="deepest level a recursive listing descends")
-    flags.add("--chunk-entries", default=DEFAULT_CHUNK_ENTRIES, type=config.positive_int,
-              metavar="N", help="entries per chunk frame")
-    flags.add("--cache-mb", default=config.CACHE_MB, type=config.count, metavar="MB",
-              help="memory for listings kept between requests and served while their "
-                   "directory is unchanged; 0 turns the cache off")
-    flags.add("--stat-ttl", default=config.STAT_TTL, type=config.non_negative_float,
-              metavar="SECONDS", help="how old the sizes, mtimes and modes of a kept "
-                                       "listing may be; 0 keeps names-only listings alone")
-    flags.add("--curve-secret", metavar="FILE",
-              help="this node's secret key file: turns CURVE encryption on")
-    flags.add("--curve-allow", metavar="DIR",
-              help="accept only clients whose public key file is in DIR")
-    flags.add("--upstream-server-key", metavar="FILE",
-              help="upstreams' public key file: encrypts the upstream hop")
-    flags.add("--log-level", default=config.LOG_LEVEL,
-              choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
-              help="stderr log level")
-    return flags
-
-
-def node_config(args, preset: Preset) -> NodeConfig:
-    """Check the flags against the world (the root exists) and build the node's config."""
-    root = os.path.realpath(args.root)
-    if not os.path.isdir(root):
-        raise UsageError(f"--root {args.root}: not a directory")
-    curve_server = upstream_setup = None
-    if args.curve_secret or args.curve_allow or args.upstream_server_key:
-        from . import keys  # only CURVE deployments pay for this import
-
-        curve_server, upstream_setup = keys.node_security(
-            args.curve_secret, args.curve_allow, args.upstream_server_key
-        )
-    same_names = {f: getattr(args, f) for f in NodeConfig._fields if hasattr(args, f)}
-    return NodeConfig(
-        **{**same_names, "root": root},
-        upstreams=tuple(args.upstream),
-        cache_bytes=args.cache_mb << 20,
-        curve_server=curve_server,
-        upstream_setup=upstream_setup,
-    )
-
-
-def main(argv: Optional[Sequence[str]], preset: Preset) -> int:
-    """Run a server until SIGINT or SIGTERM; returns the exit status."""
-    try:
-        args = server_flags(preset).parse(argv)
-        logging.basicConfig(
-            level=args.log_level, stream=sys.stderr,
-            format="%(asctime)s " + args.name + " %(levelname)s %(message)s",
-        )
-        cfg = node_config(args, preset)
-        node = Node(cfg)
-        endpoint = node.bind()
-    except ZdirError as exc:
-        print(f"{preset.name}: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 2 if isinstance(exc, UsageError) else 1
-    _warn_if_exposed(cfg)
-    for signum in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGBREAK", None)):
-        if signum is not None:
-            signal.signal(signum, lambda *_: node.stop())
-    print(f"{cfg.name} listening on {endpoint} root={cfg.root}", flush=True)
-    node.serve()
-    log.info("stopped")
-    return 0
-
-
-def _warn_if_exposed(cfg: NodeConfig) -> None:
-    """Plaintext is the default only because loopback never leaves the host: say so otherwise."""
-    if cfg.curve_server is None and _off_host(cfg.bind):
-        log.warning(
-            "listening on %s without CURVE: anyone who can reach it can list %s "
-            "(see docs/security.md)", cfg.bind, cfg.root,
-        )
-    if cfg.upstream_setup is None:
-        for upstream in filter(_off_host, cfg.upstreams):
-            log.warning(
-                "asking %s without CURVE: listings cross the network in clear text "
-                "(--upstream-server-key; see docs/security.md)", upstream,
-            )
-
-
-def _off_host(endpoint: str) -> bool:
-    """A TCP endpoint whose host is not loopback (a wildcard or an interface counts as off)."""
-    transport, _, address = endpoint.partition("://")
-    host = address.rpartition(":")[0].strip("[]")
-    loopback = host in ("localhost", "::1") or host.startswith("127.")
-    return transport == "tcp" and not loopback

@@ -247,11 +247,9 @@ def check_request(request: Request) -> None:
         raise RemoteProtocolError(
             f"'path' is longer than {MAX_PATH_BYTES} bytes", code=ErrorCode.BAD_PATH
         )
-    # Every request on every hop passes here: the common case costs one test per group.
-    flags = (request.all, request.stat, request.recursive)
-    if {type(flag) for flag in flags} != {bool}:
-        key = ("all", "stat", "recursive")[[type(f) is bool for f in flags].index(False)]
-        raise RemoteProtocolError(f"'{key}' must be a boolean")
+    for key in ("all", "stat", "recursive"):
+        if type(getattr(request, key)) is not bool:
+            raise RemoteProtocolError(f"'{key}' must be a boolean")
     for key, value in (("max_depth", request.max_depth), ("deadline_ms", request.deadline_ms)):
         if value is not None and (type(value) is not int or value < 0):
             raise RemoteProtocolError(f"'{key}' must be a non-negative integer or nil")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 from . import config
-from .node import Preset, main as run_node
+from .server import Preset, main as run_node
 
 PRESET = Preset(
     name="server_a",

@@ -74,8 +74,7 @@ def roots(tmp_path: Path):
 
 def test_frozen_b_gives_a_partial_answer_then_a_fresh_one_after_thaw(cluster, roots):
     a_root, b_root = roots
-    b = cluster.b(b_root)
-    a = cluster.a(a_root, b.endpoint)
+    a, b = cluster.chain(a_root, b_root)
     proc, doc, _ = listing(a.endpoint)
     assert proc.returncode == 0, proc.stderr_text
     b.freeze()

@@ -335,8 +335,7 @@ def test_a_closed_pipe_ends_quietly(zoo, args):
 
 def test_ndjson_one_entry_per_line_then_the_sources(cluster, two_roots):
     a_root, b_root = two_roots
-    b = cluster.b(b_root)
-    a = cluster.a(a_root, b.endpoint)
+    a, b = cluster.chain(a_root, b_root)
     proc = run_client("--server", a.endpoint, "-R", "--ndjson")
     assert proc.returncode == 0, proc.stderr_text
     *entries, last = [json.loads(line) for line in proc.stdout_text.splitlines()]
@@ -351,8 +350,7 @@ def test_ndjson_one_entry_per_line_then_the_sources(cluster, two_roots):
 
 def test_source_shows_one_source_and_rejects_a_name_nobody_has(cluster, two_roots):
     a_root, b_root = two_roots
-    b = cluster.b(b_root)
-    a = cluster.a(a_root, b.endpoint)
+    a, b = cluster.chain(a_root, b_root)
     lines = run_client("--server", a.endpoint, "-l", "--source", "server_b").stdout_text
     assert [line.split()[-1] for line in lines.splitlines()] == ["beta.txt", "both.txt", "sub"]
     assert {line.split()[-2] for line in lines.splitlines()} == {"server_b"}
@@ -395,8 +393,7 @@ def statuses(lines: Sequence[str]) -> Dict[str, str]:
 
 def test_compare_tells_every_difference(cluster, tmp_path):
     a_root, b_root = differing_trees(tmp_path)
-    b = cluster.b(b_root)
-    a = cluster.a(a_root, b.endpoint)
+    a, b = cluster.chain(a_root, b_root)
     proc = run_client("--server", a.endpoint, "--compare", "-R")
     assert proc.returncode == 0, proc.stderr_text
     assert statuses(proc.stdout_text.splitlines()) == {

@@ -21,8 +21,7 @@ def names(proc) -> list:
 
 def test_merged_listing_sorted_with_duplicates(cluster, two_roots):
     a_root, b_root = two_roots
-    b = cluster.b(b_root)
-    a = cluster.a(a_root, b.endpoint)
+    a, b = cluster.chain(a_root, b_root)
     proc = run_client("--server", a.endpoint)
     assert proc.returncode == 0, proc.stderr_text
     assert names(proc) == ["alpha.txt", "beta.txt", "both.txt", "both.txt", "sub", "sub"]
@@ -79,8 +78,7 @@ def test_client_can_ask_b_directly(cluster, two_roots):
 def test_subpath_present_on_one_source_only(cluster, tmp_path):
     a_root = make_tree(tmp_path / "a", {"only_a": {"x": "1"}})
     b_root = make_tree(tmp_path / "b", {"other": "2"})
-    b = cluster.b(b_root)
-    a = cluster.a(a_root, b.endpoint)
+    a, b = cluster.chain(a_root, b_root)
     proc = run_client("--server", a.endpoint, "only_a", "--json")
     assert proc.returncode == 0, proc.stderr_text
     doc = json.loads(proc.stdout)
@@ -95,8 +93,7 @@ def test_subpath_present_on_one_source_only(cluster, tmp_path):
 @pytest.mark.parametrize("path", ["../", "a/../../x", "/etc", "sub/../.."])
 def test_paths_that_climb_out_are_refused(cluster, two_roots, path):
     a_root, b_root = two_roots
-    b = cluster.b(b_root)
-    a = cluster.a(a_root, b.endpoint)
+    a, b = cluster.chain(a_root, b_root)
     proc = run_client("--server", a.endpoint, path)
     assert proc.returncode == 1
     assert "bad_path" in proc.stderr_text or "refused" in proc.stderr_text.lower()
@@ -165,8 +162,7 @@ def test_weird_names_one_line_each_in_human_output(cluster, tmp_path):
 
 def test_not_a_directory_and_exit_1(cluster, two_roots):
     a_root, b_root = two_roots
-    b = cluster.b(b_root)
-    a = cluster.a(a_root, b.endpoint)
+    a, b = cluster.chain(a_root, b_root)
     proc = run_client("--server", a.endpoint, "alpha.txt")
     assert proc.returncode == 1
     assert "not a directory" in proc.stderr_text
@@ -214,8 +210,7 @@ def test_bind_failure_is_a_clear_error(cluster, two_roots):
 
 def test_ping_names_every_node(cluster, two_roots):
     a_root, b_root = two_roots
-    b = cluster.b(b_root)
-    a = cluster.a(a_root, b.endpoint)
+    a, b = cluster.chain(a_root, b_root)
     proc = run_client("--server", a.endpoint, "--ping")
     assert proc.returncode == 0
     lines = names(proc)

@@ -135,8 +135,7 @@ def test_recursion_walks_every_source_relative_to_the_path_without_following_lin
     os.symlink(outside, a_root / "docs" / "link")
     os.symlink("deep", a_root / "docs" / "inner")
     b_root = make_tree(tmp_path / "b", {"docs": {"z.md": "", "deep": {"deeper": {"w.md": ""}}}})
-    b = cluster.b(b_root)
-    a = cluster.a(a_root, b.endpoint)
+    a, b = cluster.chain(a_root, b_root)
     proc, doc, _ = listing(a.endpoint, "-R", "docs")
     assert proc.returncode == 0, proc.stderr_text
     rows = [(e["name"], e["type"], e["source"]) for e in doc["entries"]]
@@ -215,8 +214,7 @@ def test_the_cache_keeps_names_current_and_stat_within_its_ttl(cluster, tmp_path
 
 def test_the_python_api(cluster, two_roots):
     a_root, b_root = two_roots
-    b = cluster.b(b_root)
-    a = cluster.a(a_root, b.endpoint)
+    a, b = cluster.chain(a_root, b_root)
     with Client(a.endpoint, timeout=5) as client:
         result = client.list()
         assert isinstance(result.entries, Entries) and result.complete

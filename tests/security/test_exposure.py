@@ -7,7 +7,8 @@ import logging
 import pytest
 
 from zdir import keys
-from zdir.node import NodeConfig, _warn_if_exposed
+from zdir.node import NodeConfig
+from zdir.server import _warn_if_exposed
 
 pytestmark = pytest.mark.timeout(30)
 

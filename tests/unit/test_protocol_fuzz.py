@@ -11,6 +11,8 @@ from zdir import protocol
 from zdir.errors import RemoteProtocolError
 from zdir.protocol import ErrorCode, Request
 
+from test_protocol import requests as valid  # every field in range
+
 pytestmark = pytest.mark.timeout(120)
 
 CODES = {code.value for code in ErrorCode}
@@ -30,20 +32,6 @@ values = st.recursive(
 request_like = st.dictionaries(
     st.sampled_from(Request._fields + ("v", "unknown")) | st.text(max_size=5), values, max_size=8
 ).map(lambda fields: {"v": 1, "op": "list", "id": b"id", **fields})
-valid = st.builds(
-    Request,
-    op=st.sampled_from(protocol.OPERATIONS),
-    id=st.binary(min_size=1, max_size=protocol.MAX_REQUEST_ID_BYTES),
-    path=st.text(max_size=50) | st.binary(max_size=50),
-    all=st.booleans(),
-    stat=st.booleans(),
-    recursive=st.booleans(),
-    max_depth=st.none() | st.integers(0, 100),
-    glob=st.lists(st.text(max_size=5), max_size=3).map(tuple),
-    exclude=st.lists(st.text(max_size=5), max_size=3).map(tuple),
-    deadline_ms=st.none() | st.integers(0, 10**6),
-    trail=st.lists(st.text(max_size=10), max_size=3).map(tuple),
-)
 
 
 def pack(obj) -> bytes:
