@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any, Callable, List, Mapping, Optional, Sequence
+from typing import Any, Callable, List, Mapping, NamedTuple, Optional, Sequence
 
 from . import __version__
 from .errors import UsageError
@@ -197,3 +197,77 @@ def _endpoint(text: str, wildcard: bool) -> str:
             wanted = "a port number or *" if wildcard else "a port number"
             raise argparse.ArgumentTypeError(f"{text!r}: tcp endpoints need a host and {wanted}")
     return text
+
+
+# -- --upstreams-file (format: docs/fleet.md) -----------------------------------------------------
+
+class Upstream(NamedTuple):
+    """One line of an upstreams file: where the node is, and the name to show until it answers."""
+
+    endpoint: str
+    name: Optional[str] = None
+
+
+def parse_upstreams(text: str, filename: str = "<upstreams>") -> List[Upstream]:
+    """The upstreams in an upstreams file's text, in file order.
+
+    One endpoint per line, optionally followed by a name; ``#`` at the start of
+    a line or after white space starts a comment; blank lines are skipped. Pure,
+    so that a reload (SIGHUP) can check a new file completely before using any
+    of it. Raises UsageError naming ``filename:line`` for the first bad line, a
+    repeated endpoint or a repeated name.
+    """
+    from .protocol import MAX_SOURCE_NAME, valid_source_name
+
+    upstreams: List[Upstream] = []
+    endpoints: "dict[str, int]" = {}
+    names: "dict[str, int]" = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        words = _strip_comment(line).split()
+        if not words:
+            continue
+        where = f"{filename}:{number}"
+        if len(words) > 2:
+            raise UsageError(f"{where}: expected 'ENDPOINT [NAME]', got {len(words)} words")
+        try:
+            address = endpoint(words[0])
+        except argparse.ArgumentTypeError as exc:
+            raise UsageError(f"{where}: {exc}") from None
+        name = words[1] if len(words) == 2 else None
+        if name is not None and not valid_source_name(name):
+            raise UsageError(f"{where}: {name!r}: a name is 1 to {MAX_SOURCE_NAME} printable "
+                             "characters, no spaces")
+        for key, seen, what in ((address, endpoints, "endpoint"), (name, names, "name")):
+            if key is None:
+                continue
+            if key in seen:
+                raise UsageError(f"{where}: {what} {key} is already on line {seen[key]}")
+            seen[key] = number
+        upstreams.append(Upstream(address, name))
+    return upstreams
+
+
+def read_upstreams(path: str) -> List[Upstream]:
+    """``parse_upstreams`` on a file (UTF-8); an unreadable file is a UsageError naming it."""
+    try:
+        with open(path, "rb") as file:
+            raw = file.read()
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read the upstreams file: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise UsageError(f"{path}:{line}: not UTF-8 text") from None
+    return parse_upstreams(text, path)
+
+
+def _strip_comment(line: str) -> str:
+    """The line without its comment: ``#`` first on the line or after white space.
+
+    A ``#`` inside a word (an ipc:// path, say) is part of the word.
+    """
+    for index, char in enumerate(line):
+        if char == "#" and (index == 0 or line[index - 1].isspace()):
+            return line[:index]
+    return line
