@@ -11,12 +11,14 @@ whole huge listing in memory.
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import functools
 import ntpath
 import os
 import re
 import stat as stat_module
+import sys
 from typing import Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from .errors import ListingError
@@ -49,6 +51,8 @@ _OPEN_DIR_FLAGS = (
     | getattr(os, "O_NOFOLLOW", 0)
     | getattr(os, "O_CLOEXEC", 0)
 )
+
+_NOFOLLOW_ERRNOS = {errno.ELOOP} | ({errno.EMLINK} if sys.platform.startswith("freebsd") else set())
 
 PathArg = Union[str, bytes]
 
@@ -150,7 +154,7 @@ def resolve(root: str, parts: Sequence[str]) -> List[str]:
         try:
             target = os.readlink(candidate)
         except OSError as exc:  # replaced by a non-link, or removed, since the lstat
-            raise _refusal(exc, part) from None
+            raise _swapped(exc, part) from None
         if os.path.isabs(target) or ntpath.splitdrive(target)[0]:
             target = os.path.normpath(target)
             if not _inside(target, root):
@@ -171,6 +175,19 @@ def _refusal(exc: OSError, name: str = "") -> ListingError:
     if isinstance(exc, PermissionError):
         return refuse(ErrorCode.PERMISSION_DENIED, f"{where}permission denied")
     return refuse(ErrorCode.BAD_PATH, f"{where}{exc.strerror or exc}")
+
+
+def _swapped(exc: OSError, name: str = "") -> ListingError:
+    """A component changed between two looks at it (EINVAL from readlink, and the like).
+
+    Someone is swapping the path while we resolve it: we cannot vouch for where it
+    leads, so it is refused as ``outside_root`` (or ``not_found`` if it is gone),
+    never reported as the server's own failure.
+    """
+    if isinstance(exc, FileNotFoundError):
+        return _refusal(exc, name)
+    where = f"'{name}' " if name else "the path "
+    return refuse(ErrorCode.OUTSIDE_ROOT, f"{where}changed while it was being resolved")
 
 
 def _lstat(path: str) -> os.stat_result:
@@ -201,19 +218,21 @@ def _open_step(name: str, dir_fd: int) -> int:
     try:
         return os.open(name, _OPEN_DIR_FLAGS, dir_fd=dir_fd)
     except OSError as exc:
-        # O_NOFOLLOW refused a symlink: ELOOP, or ENOTDIR on Linux with O_DIRECTORY.
-        if _is_symlink(name, dir_fd):
-            raise refuse(
-                ErrorCode.OUTSIDE_ROOT, f"'{name}' changed into a symlink while being opened"
-            ) from exc
-        raise _refusal(exc, name) from None
-
-
-def _is_symlink(name: str, dir_fd: int) -> bool:
-    try:
-        return stat_module.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
-    except OSError:
-        return False
+        # O_NOFOLLOW refused a symlink: ELOOP (EMLINK on FreeBSD), or ENOTDIR on Linux
+        # with O_DIRECTORY, which a plain file gives too: look again to tell them apart.
+        if exc.errno not in _NOFOLLOW_ERRNOS and exc.errno != errno.ENOTDIR:
+            raise _refusal(exc, name) from None
+        try:
+            mode = os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode
+        except OSError as again:
+            raise _swapped(again, name) from None
+        changed = stat_module.S_ISLNK(mode) or stat_module.S_ISDIR(mode)
+        if exc.errno == errno.ENOTDIR and not changed:  # a file: not_a_directory
+            raise _refusal(exc, name) from None
+        # A symlink now, or a directory again after being one: swapped while being opened.
+        raise refuse(
+            ErrorCode.OUTSIDE_ROOT, f"'{name}' changed into a symlink while being opened"
+        ) from exc
 
 
 class DirListing:
@@ -235,8 +254,13 @@ class DirListing:
         full = os.path.join(root, *parts)
         # Second check: junctions, races. The root itself is real already (nodes take
         # its realpath at start-up), and this costs an lstat per component of it.
-        if parts and not _inside(os.path.realpath(full), root):
-            raise refuse(ErrorCode.OUTSIDE_ROOT, "the path resolves outside the root")
+        if parts:
+            try:
+                real = os.path.realpath(full)
+            except OSError as exc:  # a component swapped between realpath's lstat and readlink
+                raise _swapped(exc) from None
+            if not _inside(real, root):
+                raise refuse(ErrorCode.OUTSIDE_ROOT, "the path resolves outside the root")
         self._fd: Optional[int] = None
         self._path = full
         if USE_DIR_FD:

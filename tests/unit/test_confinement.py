@@ -8,8 +8,10 @@ inside the root. The outside tree holds marker names that must never be listed.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import tempfile
+from collections import Counter
 from typing import List, Tuple
 
 import pytest
@@ -223,6 +225,64 @@ def test_resolve_rechecks_what_it_resolved(world, monkeypatch):
 
     monkeypatch.setattr(lister, "resolve", resolve)
     assert refusal(root, "d") == "outside_root"
+
+
+SWAPPER = r"""
+import ctypes, os, sys, time
+a, b, seconds = os.fsencode(sys.argv[1]), os.fsencode(sys.argv[2]), float(sys.argv[3])
+libc = ctypes.CDLL(None, use_errno=True)
+exchange = getattr(libc, "renameat2", None)  # glibc >= 2.28; atomic, so the race is tight
+AT_FDCWD, RENAME_EXCHANGE = -100, 2
+print("swapping", flush=True)
+swaps, end = 0, time.monotonic() + seconds
+while time.monotonic() < end:
+    if exchange is None or exchange(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE) != 0:
+        os.rename(a, a + b".x"); os.rename(b, a); os.rename(a + b".x", b)
+    swaps += 1
+print(swaps, flush=True)
+"""
+SWAP_SECONDS = 3.0
+
+
+@pytest.mark.parametrize("dir_fd", [True, False], ids=["dir-fd", "by-path"])
+def test_a_real_swap_race_is_refused_never_internal(world, monkeypatch, dir_fd):
+    """Another process swaps 'd' for a symlink (to outside) and back, as fast as it can.
+
+    Every request is listed from the real 'd' or refused as outside_root or
+    not_found; an OSError (the node's ``internal``) is the bug: realpath meets a
+    component that was a symlink at its lstat and a directory at its readlink.
+    """
+    if dir_fd and not lister.USE_DIR_FD:
+        pytest.skip("this platform has no O_NOFOLLOW directory descriptors")
+    monkeypatch.setattr(lister, "USE_DIR_FD", dir_fd)
+    root, outside = world
+    os.symlink(outside, os.path.join(root, "swap"))
+    swapper = subprocess.Popen(
+        [sys.executable, "-c", SWAPPER, os.path.join(root, "d"), os.path.join(root, "swap"),
+         str(SWAP_SECONDS)], stdout=subprocess.PIPE, text=True)
+    outcomes: Counter = Counter()
+    leaked: List[str] = []
+    try:
+        assert swapper.stdout.readline() == "swapping\n"
+        while swapper.poll() is None:
+            try:
+                names = names_of(DirListing(root, "d", Options(all=True)))
+            except ListingError as exc:
+                outcomes[exc.code] += 1
+                continue
+            except OSError as exc:
+                outcomes[f"internal: {exc!r}"] += 1
+                continue
+            outcomes["listed"] += 1
+            leaked.extend(name for name in names if name != "e")
+        swaps = int(swapper.stdout.readline())
+    finally:
+        swapper.kill()
+        swapper.wait()
+    assert swaps > 1000 and sum(outcomes.values()) > 100, (swaps, outcomes)
+    assert set(outcomes) <= {"listed", "outside_root", "not_found"}, outcomes
+    if dir_fd:  # by path (Windows) the open follows a symlink planted after the checks
+        assert not leaked, leaked[:5]
 
 
 # -- properties over generated trees and paths ------------------------------------------------
