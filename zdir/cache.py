@@ -24,7 +24,10 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from typing import Hashable, NamedTuple, Optional, OrderedDict, Sequence, Tuple
+from typing import Callable, Hashable, Iterator, NamedTuple, Optional, OrderedDict, Sequence, Tuple
+
+from .lister import DirListing
+from .protocol import Chunk
 
 SETTLE = 2.0  # seconds a directory must have been unchanged before its listing is kept
 
@@ -89,3 +92,32 @@ class ListingCache:
 
     def _drop(self, key: Hashable) -> None:
         self.bytes -= self._items.pop(key).size
+
+    def frames(self, listing: DirListing, encode: Callable[[Chunk], bytes]) -> Iterator[bytes]:
+        """The listing's encoded chunk frames: kept ones while the directory is unchanged.
+
+        Otherwise ``listing`` is iterated and each chunk encoded, and a copy is kept when
+        the rules above allow. Served from memory, ``listing.entries`` is set to the
+        kept count and the listing is closed. Recursive listings are never kept.
+        """
+        options = listing.options
+        if options.recursive:
+            for chunk in listing:
+                yield encode(chunk)
+            return
+        began = time.time()
+        stamp = listing.stamp()
+        key = (stamp[0], stamp[1], options.all, options.stat, options.glob, options.exclude)
+        kept = self.get(key, stamp)
+        if kept is not None:
+            listing.close()
+            listing.entries = kept.entries
+            yield from kept.chunks
+            return
+        made = []
+        for chunk in listing:
+            frame = encode(chunk)
+            made.append(frame)
+            yield frame
+        if not listing.truncated and self.worth_keeping(stamp, options.stat, began):
+            self.put(key, stamp, options.stat, made, listing.entries)
