@@ -227,7 +227,8 @@ def client_flags() -> config.Flags:
     flags.add("--exclude", many=True, metavar="PATTERN", env=False,
               help="leave out names matching PATTERN, and do not descend into them")
     flags.add("--source", many=True, metavar="NAME", env=False,
-              help="only this source's entries (repeatable); with --compare, compare only these")
+              help="only this source's entries: a name, a glob ('web*') or a range "
+                   "('node[0001-0100]'); repeatable; with --compare, compare only these")
     # Output for people, as GNU ls.
     flags.switch("-l", help="long format: mode, size, mtime, source, name")
     flags.switch("-h", "--human", "--human-readable",
@@ -263,6 +264,9 @@ def client_flags() -> config.Flags:
     flags.switch("--ndjson", help='one JSON object per entry and line, streamed as decoded, '
                                   'then {"sources": [...]} as the last line')
     flags.switch("--ping", help="ask every node for its name, version, uptime and upstreams")
+    flags.switch("-v", "--verbose",
+                 help="with --ping, one line per source even for a fleet (whose nodes "
+                      "are otherwise shown one line per state, names folded into ranges)")
     return flags
 
 
@@ -327,7 +331,8 @@ def _list(client: Client, args: argparse.Namespace,
     chosen = _chosen_sources(args.source, sources)
     entries: Iterable[Entry] = reply
     if args.source:
-        entries = (e for e in entries if e.source in args.source)
+        wanted = {s.name for s in chosen}  # --source may be a glob or a range
+        entries = (e for e in entries if e.source in wanted)
     records: Iterable[Any]
     if args.compare:
         from .compare import compare
@@ -357,15 +362,34 @@ def _render(args: argparse.Namespace, records: Iterable[Any],
 
 
 def _ping(client: Client, args: argparse.Namespace) -> Tuple[Tuple[SourceStatus, ...], Writer]:
+    """One line per source (a handful of them, or -v); beyond, one line per state, folded.
+
+    A fleet's line reads ``ok version=0.4.0  998  node[0001-0041,0043-0776,...]``:
+    the state (an error code, or ok and the version), how many, which.
+    """
+    from .nodeset import HANDFUL, fold
+
     sources = client.ping()
     if args.json or args.ndjson:
         return sources, partial(_render, args, [], sources, output.PLAIN)
-
-    def write(out: IO[str]) -> None:
+    lines = []
+    if args.verbose or len(sources) <= HANDFUL:
         for s in sources:
             state = "ok" if s.ok else f"{s.code}: {s.error['message']}"  # type: ignore[index]
             version = f" version={s.version} uptime={s.uptime_s}s" if s.version else ""
-            line = f"{s.name} {s.endpoint or '-'} {state}{version}"
+            lines.append(f"{s.name} {s.endpoint or '-'} {state}{version}")
+    else:
+        states: Dict[str, List[str]] = {}  # in order of first appearance: the answering node's
+        for s in sources:
+            state = (f"ok version={s.version}" if s.version else "ok") if s.ok else str(s.code)
+            states.setdefault(state, []).append(s.name)
+        width = max(map(len, states))
+        count_width = len(str(max(map(len, states.values()))))
+        lines = [f"{state:<{width}}  {len(names):>{count_width}}  {fold(names)}"
+                 for state, names in states.items()]
+
+    def write(out: IO[str]) -> None:
+        for line in lines:
             print(output.escape_name(line), file=out)
 
     return sources, write
@@ -373,19 +397,27 @@ def _ping(client: Client, args: argparse.Namespace) -> Tuple[Tuple[SourceStatus,
 
 def _chosen_sources(names: Sequence[str],
                     sources: Tuple[SourceStatus, ...]) -> Tuple[SourceStatus, ...]:
-    """The sources --source names (all when it names none).
+    """The sources --source chooses (all when it names none): names, globs, ranges.
 
-    A name that no source has is a usage error, unless a source failed: an
-    upstream that never answered may be the one, and it could not tell its name.
+    ``web*``, ``node[0001-0100]`` and ``node[1-3],db*`` are understood as
+    zdir.nodeset says. A value that chooses no source is a usage error, unless
+    a source failed: an upstream that never answered may be the one, and it
+    could not tell its name.
     """
+    from .nodeset import HANDFUL, PatternError, fold, select
+
     if not names:
         return sources
-    known = {s.name for s in sources}
-    unknown = [name for name in names if name not in known]
-    if unknown and not any(s.failed for s in sources):
-        raise UsageError(f"--source {unknown[0]}: no such source here; the sources are "
-                         + ", ".join(s.name for s in sources))
-    return tuple(s for s in sources if s.name in names)
+    try:
+        picked, unused = select(names, [s.name for s in sources])
+    except PatternError as exc:
+        raise UsageError(f"--source: {exc}") from None
+    if unused and not any(s.failed for s in sources):
+        every = [s.name for s in sources]
+        shown = ", ".join(every) if len(every) <= HANDFUL else fold(every)
+        raise UsageError(f"--source {unused[0]}: no such source here; the sources are {shown}")
+    chosen = set(picked)
+    return tuple(s for s in sources if s.name in chosen)
 
 
 def _ordered(entries: Iterable[Entry], args: argparse.Namespace,

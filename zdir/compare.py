@@ -5,11 +5,19 @@ same size and mtimes no further apart than a window (one second by default: many
 filesystems, and copies made across them, keep whole seconds only). A directory's
 size and mtime describe its filesystem and its last change of entries, not its
 contents; with -R the entries inside are compared one by one instead.
+
+Where a name is, is said with the sources' names; beyond a handful of sources
+they are folded into ranges (zdir.nodeset), and the shorter of the sources
+that have it and those that lack it is named.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Dict, Iterable, List, NamedTuple, Sequence, Tuple
+
+from .nodeset import HANDFUL, fold
+
 
 class Comparison(NamedTuple):
     """One name across the sources compared."""
@@ -68,3 +76,28 @@ def differing(copies: Sequence[Any], window: float) -> Tuple[str, ...]:
     elif max(mtimes) - min(mtimes) > window:
         fields.append("mtime")
     return tuple(fields)
+
+
+def placement(comparison: Comparison) -> str:
+    """Where a name that is not on every source is: ``only on a, c``, or folded for fleets.
+
+    Up to a handful of sources: every source that has it. Beyond: ``only on
+    node[0001-0010]`` or ``missing on node[0011-1000]``, whichever is shorter;
+    the second form also names the sources that failed (``unknown on node0042``),
+    since a reader would otherwise take the name to be there.
+    """
+    present = tuple(comparison.copies)
+    if len(present) + len(comparison.missing) + len(comparison.unknown) <= HANDFUL:
+        return f"only on {', '.join(present)}"
+    return _folded_placement(present, comparison.missing, comparison.unknown)
+
+
+@lru_cache(maxsize=256)  # a fleet's names fall into a few patterns: fold each pattern once
+def _folded_placement(present: Tuple[str, ...], missing: Tuple[str, ...],
+                      unknown: Tuple[str, ...]) -> str:
+    only = f"only on {fold(present)}"
+    absent = [f"missing on {fold(missing)}"] if missing else []
+    if unknown:
+        absent.append(f"unknown on {fold(unknown)}")
+    lacking = "; ".join(absent)
+    return lacking if len(lacking) < len(only) else only

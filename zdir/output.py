@@ -325,7 +325,9 @@ def compare_status(comparison: Comparison) -> str:
     differs = f"differs ({', '.join(comparison.differs)})" if comparison.differs else ""
     if comparison.status != "only":
         return differs or "same"
-    where = f"only on {', '.join(comparison.copies)}"
+    from .compare import placement  # folded ranges beyond a handful of sources
+
+    where = placement(comparison)
     return f"{where}; {differs}" if differs else where
 
 
@@ -353,11 +355,20 @@ def write_compare(comparisons: Sequence[Comparison], out: IO[str], style: Style 
 
 
 def source_problems(sources: Sequence[SourceStatus]) -> List[str]:
-    """For stderr: one line per source that failed, was cut short or refused the path.
+    """For stderr: what went wrong with which source, readable at any number of sources.
 
-    A source that simply lacks the path (not_found) is not worth a line while
-    another source lists it.
+    Up to a handful of sources, one line per source that failed, was cut short
+    or refused the path, with its message. Beyond, one line for the whole fleet:
+    ``998 of 1000 sources answered; failed: node0042 (timeout), node0777
+    (unreachable)``, the names folded into ranges per error code when more than
+    a handful failed. Either way a source that simply lacks the path
+    (not_found) is not worth a word while another source lists it. Works on
+    the header's sources alone, so it never waits for the listing.
     """
+    from .nodeset import HANDFUL
+
+    if len(sources) > HANDFUL:
+        return _fleet_problems(sources)
     lines = []
     for s in sources:
         if not s.error or (not s.failed and s.code == "not_found"):
@@ -367,3 +378,25 @@ def source_problems(sources: Sequence[SourceStatus]) -> List[str]:
         verdict = "failed" if s.failed else "refused"
         lines.append(f"source {s.name}{where} {verdict}: {s.code}: {what}")
     return lines
+
+
+def _fleet_problems(sources: Sequence[SourceStatus]) -> List[str]:
+    """``N of M sources answered; failed: ...; refused: ...`` in one line; none if all is well."""
+    from .nodeset import HANDFUL, fold
+
+    failed = [s for s in sources if s.failed]
+    refused = [s for s in sources if not s.failed and s.error and s.code != "not_found"]
+    if not failed and not refused:
+        return []
+    clauses = [f"{len(sources) - len(failed)} of {len(sources)} sources answered"]
+    for verdict, group in (("failed", failed), ("refused", refused)):
+        if len(group) > HANDFUL:
+            by_code: "dict[str, List[str]]" = {}  # codes in order of first appearance
+            for s in group:
+                by_code.setdefault(s.code or "truncated", []).append(s.name)
+            named = [f"{fold(names)} ({code})" for code, names in by_code.items()]
+        else:
+            named = [f"{s.name} ({s.code or 'truncated'})" for s in group]
+        if named:
+            clauses.append(f"{verdict}: {', '.join(named)}")
+    return ["; ".join(clauses)]
