@@ -23,7 +23,7 @@ import shlex
 import subprocess
 import threading
 from pathlib import Path
-from typing import Dict, List, NamedTuple, Optional, Sequence
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from conftest import READY, READY_TIMEOUT, STOP_TIMEOUT, clean_env
 
@@ -191,8 +191,8 @@ class ServerProcess:
         return self.proc.returncode
 
 
-def server_command(line: str, bind: str = "tcp://127.0.0.1:*") -> "tuple[str, str]":
-    """A server line as the test runs it: in the foreground, on ``bind``.
+def server_command(line: str, bind: Optional[str] = "tcp://127.0.0.1:*") -> Tuple[str, str]:
+    """A server line as the test runs it: in the foreground, on ``bind`` (None: as written).
 
     Returns the command and the endpoint the document gave to ``--bind`` (which
     later blocks use to reach this server).
@@ -203,5 +203,7 @@ def server_command(line: str, bind: str = "tcp://127.0.0.1:*") -> "tuple[str, st
     match = _BIND.search(line)
     if not match:
         raise AssertionError(f"a server line without --bind: {line}")
+    if bind is None:
+        return line, match["endpoint"]
     command = line[:match.start()] + f"--bind {shlex.quote(bind)}" + line[match.end():]
     return command, match["endpoint"]
