@@ -7,6 +7,23 @@ descriptors and ``O_NOFOLLOW`` where the platform has them, so a directory swapp
 for a symlink between the check and the listing is refused, never followed.
 Entries come out in column chunks (``protocol.Chunk``) so that no caller needs a
 whole huge listing in memory.
+
+Order: every listing comes out in one total order, so that listings from many
+sources can be merged as they stream (a k-way merge on ``order_key``):
+
+- one level: by name, in Python ``str`` order, which is Unicode code-point order
+  (for valid names, the same as UTF-8 byte order). A name's undecodable bytes are
+  surrogate escapes U+DC80..U+DCFF (``os.fsdecode``; ``protocol.name_from_wire``
+  gives them back from the wire's raw bytes) and sort as those code points.
+- recursive: component by component, as ``find -s`` and ``tree`` do. The walk is
+  depth-first and pre-order: each directory's entries sorted by name, and a
+  directory's subtree right after the directory's own entry: ``a``, ``a/x``,
+  ``a/y``, ``a-b``, ``b`` ("a/x" comes before "a-b" because "a" < "a-b").
+
+To sort, the walk holds the names of each directory on its current path (at most
+about twice the entry limit of any one of them), never the whole tree, and one
+descriptor per level. It is a loop over an explicit stack: no depth limit comes
+from Python's recursion limit.
 """
 
 from __future__ import annotations
@@ -19,15 +36,12 @@ import os
 import re
 import stat as stat_module
 import sys
-from typing import Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Generator, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from .errors import ListingError
-from .protocol import MAX_PATH_BYTES, Chunk, ErrorCode, name_to_wire
+from .protocol import MAX_PATH_BYTES, Chunk, ErrorCode, Name, name_from_wire, name_to_wire
 
 DEFAULT_CHUNK_ENTRIES = 10_000
-# Entries sorted together before being cut into chunks: clients merge runs this long
-# (a few cost little more than one), and the server holds at most ~12 MB of them.
-SORT_ENTRIES = 65_536
 DEFAULT_MAX_ENTRIES = 2_000_000
 DEFAULT_MAX_DEPTH = 64
 MAX_SYMLINK_HOPS = 40
@@ -69,6 +83,16 @@ class Options(NamedTuple):
     chunk_entries: int = DEFAULT_CHUNK_ENTRIES
     max_entries: int = DEFAULT_MAX_ENTRIES
     depth_limit: int = DEFAULT_MAX_DEPTH
+
+
+def order_key(path: Name) -> Tuple[str, ...]:
+    """The sort key of a listed path in the listing order: its components, as text.
+
+    ``sorted(paths, key=order_key)`` is the order in which a source sends them, so a
+    client merges sources with ``heapq.merge(*sources, key=order_key)``. A wire name
+    (``str``, or ``bytes`` when it is not UTF-8) is decoded as ``name_from_wire`` does.
+    """
+    return tuple(name_from_wire(path).split("/"))
 
 
 def refuse(code: ErrorCode, message: str) -> ListingError:
@@ -249,6 +273,10 @@ class DirListing:
         self.entries = 0
         self.truncated = False
         self.warning: Optional[ListingError] = None
+        # True when, with stat columns, an entry's inode can change without this
+        # directory hearing of it (more hard links, or a mount): see cache.py.
+        self.shared_inodes = False
+        self._dev: Optional[int] = None
         _check_patterns(options.glob + options.exclude)
         parts = resolve(root, split_path(path))
         full = os.path.join(root, *parts)
@@ -269,20 +297,76 @@ class DirListing:
             raise refuse(ErrorCode.NOT_A_DIRECTORY, "not a directory")
 
     def __iter__(self) -> Iterator[Chunk]:
-        columns = _Columns(self.options.stat)
+        options = self.options
+        columns = _Columns(options.stat)
+        stack: List[_Frame] = []
         try:
             top = self._fd if self._fd is not None else self._path
-            yield from self._walk(top, "", 1, columns)
+            if options.stat and not ON_WINDOWS:
+                self._dev = os.stat(top).st_dev  # an fstat when top is a descriptor
+            stack.append(self._frame(top, "", 1, owned=False, gathered=0))
+            while stack:  # the walk: a loop over a stack, never recursion
+                child = yield from self._emit(stack[-1], columns)
+                if child is None:
+                    stack.pop().close()
+                else:
+                    stack.append(child)
         except _Full:
             self.truncated = True
             self.warning = refuse(
                 ErrorCode.LIMIT_EXCEEDED,
-                f"listing stopped at the server's limit of {self.options.max_entries} entries",
+                f"listing stopped at the server's limit of {options.max_entries} entries",
             )
         finally:
+            for frame in stack:
+                frame.close()
             self.close()
             self.entries = columns.count
-        yield from columns.take(self.options.chunk_entries)
+        if columns.names:
+            yield columns.take()
+
+    def _emit(self, frame: "_Frame",
+              columns: "_Columns") -> Generator[Chunk, None, Optional["_Frame"]]:
+        """List the frame's rows in order, up to a sub-directory to walk (returned) or the end.
+
+        Full chunks are yielded on the way. With stat columns each entry is lstat-ed
+        here, as it is listed; without them, never.
+        """
+        options = self.options
+        with_stat, patterns, limit = options.stat, options.glob, options.max_entries
+        chunk_entries = options.chunk_entries
+        handle, prefix, rows, descend = frame.handle, frame.prefix, frame.rows, frame.descend
+        by_fd = isinstance(handle, int)
+        for index in range(frame.next, len(rows)):
+            name, letter, info = rows[index]
+            if with_stat:
+                if info is None:
+                    try:
+                        if by_fd:
+                            info = os.stat(name, dir_fd=handle, follow_symlinks=False)
+                        else:
+                            info = os.lstat(os.path.join(handle, name))
+                    except OSError:  # vanished between readdir and stat
+                        info = None
+                if info is not None:
+                    letter = self._letter(info, letter)
+            if not patterns or _matches(name, patterns):
+                if columns.count == limit:
+                    raise _Full
+                columns.count += 1
+                columns.names.append(prefix + name)
+                columns.types.append(letter)
+                if with_stat:
+                    columns.add_stat(info)
+                if len(columns.names) >= chunk_entries:
+                    yield columns.take()
+            if descend and letter == "d":
+                frame.next = index + 1
+                child = self._child(frame, name, columns.count)
+                if child is not None:
+                    return child
+        frame.next = len(rows)
+        return None
 
     def stamp(self) -> Tuple[int, int, int, int]:
         """``(st_dev, st_ino, st_mtime_ns, st_ctime_ns)`` of the opened directory.
@@ -294,66 +378,87 @@ class DirListing:
         info = os.fstat(self._fd) if self._fd is not None else os.stat(self._path)
         return info.st_dev, info.st_ino, info.st_mtime_ns, info.st_ctime_ns
 
+    def fileno(self) -> Optional[int]:
+        """The open directory's descriptor (None by path, or once listed): for a watch on it."""
+        return self._fd
+
     def close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
 
-    def _walk(
-        self, directory: Union[int, str], prefix: str, depth: int, columns: "_Columns"
-    ) -> Iterator[Chunk]:
+    def _frame(self, handle: Union[int, str], prefix: str, depth: int, owned: bool,
+               gathered: int) -> "_Frame":
+        """Read one directory whole, its kept entries sorted by name (the walk's order).
+
+        Kept: what will be listed, and what will be walked into. Hidden and excluded
+        names are dropped at once, as are names a glob refuses that are not walked.
+        """
         options = self.options
         descend = options.recursive and (options.max_depth is None or depth < options.max_depth)
-        window = max(SORT_ENTRIES, options.chunk_entries)
-        subdirs: List[str] = []
+        hidden, exclude, patterns = not options.all, options.exclude, options.glob
+        rows: List[_Row] = []
+        append = rows.append
+        keep = options.max_entries - gathered + 1  # one more than fits: it says "truncated"
+        trim_at = 2 * keep + _TRIM_SLACK
         try:
-            scan = os.scandir(directory)
+            with os.scandir(handle) as scan:
+                for entry in scan:
+                    name = entry.name
+                    if hidden and name[0] == ".":
+                        continue
+                    if exclude and _matches(name, exclude):
+                        continue
+                    letter = _letter_from_entry(entry)
+                    info = None
+                    if ON_WINDOWS:
+                        info = _windows_stat(entry)
+                        if info is not None and letter == "d" and _is_junction(info):
+                            letter = "l"  # a link in all but name: listed, never walked
+                    if patterns and not (descend and letter == "d") \
+                            and not _matches(name, patterns):
+                        continue
+                    append((name, letter, info))
+                    if len(rows) >= trim_at:
+                        _trim(rows, keep, patterns)
         except OSError as exc:
+            if owned:
+                os.close(handle)  # type: ignore[arg-type]
             if not prefix:  # the requested directory itself
                 raise _refusal(exc) from None
             self._warn(prefix, exc)
-            return
-        with scan:
-            for entry in scan:
-                name = entry.name
-                if not options.all and name.startswith("."):
-                    continue
-                if options.exclude and _matches(name, options.exclude):
-                    continue
-                letter = columns.add_if(entry, prefix + name, options.glob)
-                if columns.count > options.max_entries:
-                    columns.drop_last()
-                    raise _Full
-                if columns.full(window):
-                    yield from columns.take(options.chunk_entries)
-                if descend and letter == "d":
-                    subdirs.append(name)
-        for name in sorted(subdirs):
-            if depth >= options.depth_limit:
-                self.truncated = True
-                self.warning = self.warning or refuse(
-                    ErrorCode.LIMIT_EXCEEDED,
-                    f"did not descend below the server's depth limit of {options.depth_limit}",
-                )
-                break
-            yield from self._descend(directory, name, prefix, depth, columns)
+            return _Frame(handle, prefix, depth, descend, [], owned=False)
+        _trim(rows, keep, patterns)
+        return _Frame(handle, prefix, depth, descend, rows, owned)
 
-    def _descend(
-        self, parent: Union[int, str], name: str, prefix: str, depth: int, columns: "_Columns"
-    ) -> Iterator[Chunk]:
-        if isinstance(parent, int):
+    def _child(self, frame: "_Frame", name: str, gathered: int) -> Optional["_Frame"]:
+        """The frame of a sub-directory to walk next; None when it cannot be (warned)."""
+        if frame.depth >= self.options.depth_limit:
+            self.truncated = True
+            self.warning = self.warning or refuse(
+                ErrorCode.LIMIT_EXCEEDED,
+                f"did not descend below the server's depth limit of {self.options.depth_limit}",
+            )
+            return None
+        prefix = frame.prefix + name + "/"
+        if isinstance(frame.handle, int):
             try:
-                fd = os.open(name, _OPEN_DIR_FLAGS, dir_fd=parent)
+                fd = os.open(name, _OPEN_DIR_FLAGS, dir_fd=frame.handle)
             except OSError as exc:  # vanished, unreadable, or swapped for a symlink
-                self._warn(prefix + name, exc)
-                return
-            try:
-                yield from self._walk(fd, prefix + name + "/", depth + 1, columns)
-            finally:
-                os.close(fd)
-        else:
-            path = os.path.join(parent, name)
-            yield from self._walk(path, prefix + name + "/", depth + 1, columns)
+                self._warn(prefix[:-1], exc)
+                return None
+            return self._frame(fd, prefix, frame.depth + 1, owned=True, gathered=gathered)
+        return self._frame(os.path.join(frame.handle, name), prefix, frame.depth + 1,
+                           owned=False, gathered=gathered)
+
+    def _letter(self, info: os.stat_result, letter: str) -> str:
+        """The type letter from an lstat (a junction stays a link); notes shared inodes."""
+        if ON_WINDOWS:
+            return letter if letter == "l" else _LETTERS.get(stat_module.S_IFMT(info.st_mode), "o")
+        letter = _LETTERS.get(stat_module.S_IFMT(info.st_mode), "o")
+        if letter != "d" and (info.st_nlink > 1 or info.st_dev != self._dev):
+            self.shared_inodes = True
+        return letter
 
     def _warn(self, where: str, exc: OSError) -> None:
         """A sub-directory could not be listed: go on, but the answer is partial."""
@@ -385,13 +490,58 @@ def _matches(name: str, patterns: Sequence[str]) -> bool:
 _LETTERS = {stat_module.S_IFREG: "f", stat_module.S_IFDIR: "d", stat_module.S_IFLNK: "l"}
 
 
-def _letter(mode: int) -> str:
-    """The type letter of an ``st_mode`` (one lookup: it runs once per entry)."""
-    return _LETTERS.get(stat_module.S_IFMT(mode), "o")
+_Row = Tuple[str, str, Optional[os.stat_result]]  # name, type letter, stat (Windows only)
+_TRIM_SLACK = 4096
+
+
+def _trim(rows: List[_Row], keep: int, patterns: Sequence[str]) -> None:
+    """Sort rows by name, dropping those past the ``keep``-th that will be listed.
+
+    The walk stops at the entry limit, so a directory of ten million names held
+    for sorting costs at most about twice the limit, never the whole directory.
+    """
+    rows.sort(key=_by_name)
+    if len(rows) <= keep:
+        return
+    if not patterns:
+        del rows[keep:]
+        return
+    listed = 0
+    for index, row in enumerate(rows):
+        if _matches(row[0], patterns):
+            listed += 1
+            if listed == keep:
+                del rows[index + 1:]
+                return
+
+
+def _by_name(row: _Row) -> str:
+    return row[0]
+
+
+class _Frame:
+    """One directory on the walk's stack: its sorted rows and how far they are listed."""
+
+    __slots__ = ("handle", "prefix", "depth", "descend", "rows", "next", "owned")
+
+    def __init__(self, handle: Union[int, str], prefix: str, depth: int, descend: bool,
+                 rows: List[_Row], owned: bool) -> None:
+        self.handle = handle
+        self.prefix = prefix
+        self.depth = depth
+        self.descend = descend
+        self.rows = rows
+        self.next = 0
+        self.owned = owned  # a descriptor the walk opened, so closes
+
+    def close(self) -> None:
+        if self.owned:
+            self.owned = False
+            os.close(self.handle)  # type: ignore[arg-type]
 
 
 class _Columns:
-    """Entries being gathered for the next chunk, one list per field."""
+    """Entries being gathered for the next chunk, one list per field, in walk order."""
 
     def __init__(self, with_stat: bool) -> None:
         self.with_stat = with_stat
@@ -405,54 +555,23 @@ class _Columns:
         self.mtimes: Optional[List[Optional[float]]] = [] if self.with_stat else None
         self.modes: Optional[List[Optional[int]]] = [] if self.with_stat else None
 
-    def add_if(self, entry: os.DirEntry, name: str, patterns: Sequence[str]) -> str:
-        """Add the entry (unless globs exclude it); return its type letter either way."""
-        if self.with_stat:
-            try:
-                info = entry.stat(follow_symlinks=False)
-            except OSError:  # vanished between readdir and stat
-                info = None
-            letter = _letter(info.st_mode) if info else _letter_from_entry(entry)
+    def add_stat(self, info: Optional[os.stat_result]) -> None:
+        """The stat columns of the entry just added (None where its lstat failed)."""
+        if info is None:
+            self.sizes.append(None)  # type: ignore[union-attr]
+            self.mtimes.append(None)  # type: ignore[union-attr]
+            self.modes.append(None)  # type: ignore[union-attr]
         else:
-            info = None
-            letter = _letter_from_entry(entry)
-        if ON_WINDOWS and letter == "d" and _is_junction(entry):
-            letter = "l"  # a link in all but name: listed as one, never walked into
-        if patterns and not _matches(entry.name, patterns):
-            return letter
-        self.count += 1
-        self.names.append(name)
-        self.types.append(letter)
-        if self.with_stat:
-            self.sizes.append(info.st_size if info else None)
-            self.mtimes.append(info.st_mtime if info else None)
-            self.modes.append(info.st_mode if info else None)
-        return letter
+            self.sizes.append(info.st_size)  # type: ignore[union-attr]
+            self.mtimes.append(info.st_mtime)  # type: ignore[union-attr]
+            self.modes.append(info.st_mode)  # type: ignore[union-attr]
 
-    def drop_last(self) -> None:
-        self.count -= 1
-        for column in (self.names, self.types, self.sizes, self.mtimes, self.modes):
-            if column:
-                column.pop()
-
-    def full(self, limit: int) -> bool:
-        return len(self.names) >= limit
-
-    def take(self, chunk_entries: int) -> Iterator[Chunk]:
-        """The gathered entries sorted by name, in chunks of at most ``chunk_entries``.
-
-        A client that sorts by name then merges sorted runs, which costs a
-        fraction of sorting from scratch; a cached listing pays for this once.
-        """
-        names, types, stats = self.names, self.types, (self.sizes, self.mtimes, self.modes)
+    def take(self) -> Chunk:
+        """The gathered entries as one chunk; the columns start again empty."""
+        chunk = Chunk(_wire_names(self.names), "".join(self.types),
+                      self.sizes, self.mtimes, self.modes)
         self._reset()
-        order = sorted(range(len(names)), key=names.__getitem__)
-        for start in range(0, len(order), chunk_entries):
-            part = order[start:start + chunk_entries]
-            sizes, mtimes, modes = (None if column is None else list(map(column.__getitem__, part))
-                                    for column in stats)
-            yield Chunk(_wire_names(list(map(names.__getitem__, part))),
-                        "".join(map(types.__getitem__, part)), sizes, mtimes, modes)
+        return chunk
 
 
 def _wire_names(names: List[str]) -> List[Union[str, bytes]]:
@@ -467,24 +586,28 @@ def _wire_names(names: List[str]) -> List[Union[str, bytes]]:
 _FILE_ATTRIBUTE_REPARSE_POINT = 0x400
 
 
-def _is_junction(entry: os.DirEntry) -> bool:
-    """A Windows junction (or other reparse point) that lstat reports as a directory."""
+def _windows_stat(entry: os.DirEntry) -> Optional[os.stat_result]:
+    """Windows gives the stat fields with the name: keeping them costs no call."""
     try:
-        info = entry.stat(follow_symlinks=False)
+        return entry.stat(follow_symlinks=False)
     except OSError:
-        return False
+        return None
+
+
+def _is_junction(info: os.stat_result) -> bool:
+    """A Windows junction (or other reparse point) that lstat reports as a directory."""
     return bool(getattr(info, "st_file_attributes", 0) & _FILE_ATTRIBUTE_REPARSE_POINT)
 
 
 def _letter_from_entry(entry: os.DirEntry) -> str:
-    """The entry's type from readdir alone (no stat on most platforms)."""
+    """The entry's type from readdir alone (no stat on most platforms); files first, as most are."""
     try:
-        if entry.is_symlink():
-            return "l"
-        if entry.is_dir(follow_symlinks=False):
-            return "d"
         if entry.is_file(follow_symlinks=False):
             return "f"
+        if entry.is_dir(follow_symlinks=False):
+            return "d"
+        if entry.is_symlink():
+            return "l"
     except OSError:
         pass
     return "o"

@@ -197,14 +197,14 @@ def test_swap_of_a_parent_already_opened_keeps_to_the_real_directory(world, monk
 @needs_dir_fd
 def test_swap_during_a_recursive_walk_is_skipped_and_reported(world, monkeypatch):
     root, outside = world
-    real_descend = DirListing._descend
+    real_child = DirListing._child
 
-    def descend(self, parent, name, prefix, depth, columns):
+    def child(self, frame, name, gathered):
         if name == "e":  # seen as a directory by scandir; a symlink by the time we open it
             swap_for_symlink(os.path.join(root, "d", "e"), outside)
-        return real_descend(self, parent, name, prefix, depth, columns)
+        return real_child(self, frame, name, gathered)
 
-    monkeypatch.setattr(DirListing, "_descend", descend)
+    monkeypatch.setattr(DirListing, "_child", child)
     listing = DirListing(root, "", Options(recursive=True))
     names = names_of(listing)
     assert not any(MARKER in n for n in names)

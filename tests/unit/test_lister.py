@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import stat
 import sys
+import tempfile
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from conftest import make_tree
 from zdir import lister
@@ -140,12 +144,203 @@ def test_undecodable_names_come_out_as_bytes(tmp_path):
     assert chunk.names == [raw]
 
 
-def test_chunks_come_sorted_by_name_in_runs(tmp_path, monkeypatch):
+def walked(root, path="", **options):
+    """Names in the order the listing sends them, and the listing."""
+    listing = DirListing(os.path.realpath(root), path, Options(**options))
+    return [name_from_wire(n) for chunk in listing for n in chunk.names], listing
+
+
+def test_one_level_comes_whole_in_name_order_in_chunks(tmp_path):
     names = [f"n{i:03d}" for i in range(60)]
     make_tree(tmp_path, {name: "" for name in reversed(names)})
-    monkeypatch.setattr("zdir.lister.SORT_ENTRIES", 25)  # runs of 25, in chunks of 10
-    chunks = list(DirListing(str(tmp_path.resolve()), "", Options(chunk_entries=10)))
-    assert [len(c.names) for c in chunks] == [10, 10, 5, 10, 10, 5, 10]
-    runs = [sum((c.names for c in chunks[i:i + 3]), []) for i in (0, 3)] + [chunks[6].names]
-    assert all(run == sorted(run) for run in runs)
-    assert sorted(sum(runs, [])) == names
+    chunks = list(DirListing(str(tmp_path.resolve()), "", Options(chunk_entries=25)))
+    assert [len(c.names) for c in chunks] == [25, 25, 10]
+    assert sum((c.names for c in chunks), []) == names
+
+
+def test_a_subtree_comes_right_after_its_directory(tmp_path):
+    make_tree(tmp_path, {"b": "", "a-b": "", "a": {"y": "", "x": {"deep": ""}}, "a.c": ""})
+    names, _ = walked(tmp_path, recursive=True)
+    # "a/x" before "a-b": components compare first ("a" < "a-b"), unlike plain strings.
+    assert names == ["a", "a/x", "a/x/deep", "a/y", "a-b", "a.c", "b"]
+    assert names == sorted(names, key=lister.order_key) != sorted(names)
+
+
+def test_order_key_is_components_and_decodes_wire_bytes():
+    assert lister.order_key("a/x") < lister.order_key("a-b") < lister.order_key("a.c")
+    assert lister.order_key(b"caf\xe9/x") == ("caf\udce9", "x")
+    # surrogate escapes sort as their code points: after U+D7FF, before U+E000
+    assert lister.order_key("\ud7ff") < lister.order_key(b"\xe9") < lister.order_key("\ue000")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux allows any bytes in names")
+def test_undecodable_names_sort_as_surrogate_escapes(tmp_path):
+    for raw in (b"\xed\x9f\xbf", b"\xff", b"\xee\x80\x80", b"z"):  # U+D7FF, U+DCFF, U+E000
+        open(os.path.join(os.fsencode(tmp_path), raw), "w").close()
+    names, _ = walked(tmp_path)
+    assert names == ["z", "\ud7ff", "\udcff", "\ue000"]
+
+
+def test_a_walk_deeper_than_pythons_recursion_limit(tmp_path):
+    depth = sys.getrecursionlimit() + 100  # the recursive walk died at about 490 levels
+    chain = [str(tmp_path / "d")]
+    for _ in range(depth - 1):  # os.makedirs and shutil.rmtree would recurse themselves
+        chain.append(os.path.join(chain[-1], "d"))
+    bottom = os.path.join(chain[-1], "bottom")
+    try:
+        for path in chain:
+            os.mkdir(path)
+        open(bottom, "w").close()
+        names, listing = walked(tmp_path, recursive=True, stat=False, depth_limit=depth + 10)
+        assert len(names) == depth + 1 and names[-1].endswith("/d/bottom")
+        assert not listing.truncated
+        names, listing = walked(tmp_path, recursive=True, stat=False, depth_limit=depth - 1)
+        assert len(names) == depth - 1 and listing.truncated
+        assert listing.warning.code == "limit_exceeded"
+    finally:  # leave nothing pytest's own (recursive) clean-up would choke on
+        if os.path.exists(bottom):
+            os.unlink(bottom)
+        for path in reversed(chain):
+            if os.path.isdir(path):
+                os.rmdir(path)
+
+
+def test_the_entry_limit_keeps_the_first_names_in_order(tmp_path, monkeypatch):
+    monkeypatch.setattr(lister, "_TRIM_SLACK", 0)  # trim while reading, as a huge directory does
+    make_tree(tmp_path, {f"n{i:03d}": "" for i in reversed(range(100))})
+    names, listing = walked(tmp_path, max_entries=5)
+    assert names == [f"n{i:03d}" for i in range(5)] and listing.truncated
+    names, listing = walked(tmp_path, max_entries=5, glob=("*7",))
+    assert names == [f"n{i:03d}" for i in (7, 17, 27, 37, 47)] and listing.truncated
+
+
+class StatSpy:
+    """Counts every stat the lister could make: os.stat, os.lstat and DirEntry.stat."""
+
+    def __init__(self, monkeypatch):
+        self.calls = []
+        real_stat, real_lstat, real_scandir = os.stat, os.lstat, os.scandir
+        spy = self
+
+        def stat(path, *args, **kwargs):
+            spy.calls.append(("stat", path))
+            return real_stat(path, *args, **kwargs)
+
+        def lstat(path, *args, **kwargs):
+            spy.calls.append(("lstat", path))
+            return real_lstat(path, *args, **kwargs)
+
+        class Entry:
+            def __init__(self, entry):
+                self._entry = entry
+
+            def __getattr__(self, name):
+                return getattr(self._entry, name)
+
+            def stat(self, *args, **kwargs):
+                spy.calls.append(("entry.stat", self._entry.name))
+                return self._entry.stat(*args, **kwargs)
+
+        class Scan:
+            def __init__(self, handle):
+                self._scan = real_scandir(handle)
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                self._scan.close()
+
+            def __iter__(self):
+                return (Entry(entry) for entry in self._scan)
+
+        monkeypatch.setattr(os, "stat", stat)
+        monkeypatch.setattr(os, "lstat", lstat)
+        monkeypatch.setattr(os, "scandir", Scan)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="Windows' names come with their stat")
+def test_no_stat_columns_means_no_stat_calls(tmp_path, monkeypatch):
+    make_tree(tmp_path, {"f": "1", "d": {"g": "", "e": {}}, "x.txt": ""})
+    os.symlink("d", tmp_path / "link")
+    root = str(tmp_path.resolve())
+    spy = StatSpy(monkeypatch)
+    for options in ({}, {"recursive": True}, {"glob": ("*.txt",)},
+                    {"recursive": True, "all": True}):
+        rows = [(n, t) for c in DirListing(root, "", Options(stat=False, **options))
+                for n, t in zip(c.names, c.types)]
+        on_entries = [call for call in spy.calls if call[1] != root]  # by path: isdir(root)
+        assert rows and on_entries == [], (options, on_entries)
+    assert dict(rows) == {"d": "d", "d/e": "d", "d/g": "f", "f": "f", "link": "l", "x.txt": "f"}
+    list(DirListing(root, "", Options(stat=True)))
+    assert len([call for call in spy.calls if call[1] != root]) >= 4  # the spy sees them
+
+
+# -- the order, for random trees ---------------------------------------------------------------
+
+NAMES = ["a", "b", "a-b", "a.b", "A", "é", "ab", ".h", "a b"]
+if sys.platform.startswith("linux"):
+    NAMES.append("\udce9")  # the undecodable byte 0xe9, as os.fsdecode gives it
+trees = st.recursive(
+    st.none(),  # a file
+    lambda children: st.dictionaries(st.sampled_from(NAMES), children, max_size=4),
+    max_leaves=14,
+).filter(lambda tree: isinstance(tree, dict))
+listing_options = st.fixed_dictionaries({
+    "all": st.booleans(),
+    "recursive": st.booleans(),
+    "max_depth": st.one_of(st.none(), st.integers(1, 3)),
+    "depth_limit": st.integers(1, 4),
+    "glob": st.sampled_from([(), ("a*",), ("*b", "é")]),
+    "exclude": st.sampled_from([(), ("a",), ("a*", ".h")]),
+    "chunk_entries": st.integers(1, 4),
+})
+
+
+def build(base, tree):
+    for name, sub in tree.items():
+        path = os.path.join(os.fsencode(base), os.fsencode(name))
+        if sub is None:
+            open(path, "w").close()
+        else:
+            os.mkdir(path)
+            build(os.fsdecode(path), sub)
+
+
+def expected(tree, options, prefix="", depth=1):
+    """What the listing holds, by the documented rules, worked out from the tree itself."""
+    truncated = False
+    paths = []
+    for name, sub in tree.items():
+        if not options["all"] and name.startswith("."):
+            continue
+        if any(fnmatch.fnmatchcase(name, p) for p in options["exclude"]):
+            continue
+        if not options["glob"] or any(fnmatch.fnmatchcase(name, p) for p in options["glob"]):
+            paths.append(prefix + name)
+        max_depth = options["max_depth"]
+        walked_into = options["recursive"] and (max_depth is None or depth < max_depth)
+        if isinstance(sub, dict) and walked_into:
+            if depth >= options["depth_limit"]:
+                truncated = True
+                continue
+            more, cut = expected(sub, options, prefix + name + "/", depth + 1)
+            paths += more
+            truncated = truncated or cut
+    return paths, truncated
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(tree=trees, options=listing_options)
+def test_random_trees_come_in_component_order(tree, options):
+    with tempfile.TemporaryDirectory() as base:
+        build(base, tree)
+        listing = DirListing(os.path.realpath(base), "", Options(**options))
+        chunks = list(listing)
+    names = [name_from_wire(n) for chunk in chunks for n in chunk.names]
+    paths, truncated = expected(tree, options)
+    assert names == sorted(paths, key=lister.order_key)
+    assert listing.entries == len(names) and listing.truncated == truncated
+    assert all(len(c.names) == options["chunk_entries"] for c in chunks[:-1])
+    assert all(0 < len(c.names) <= options["chunk_entries"] for c in chunks)
