@@ -346,6 +346,20 @@ if (hideSame) {
 const grid = new Grid({scroller, table, renderRow});
 sortBy('name');
 
+let refreshing = false;
+let finished = false;
+
+function refresh() {
+  if (refreshing) return;
+  refreshing = true;
+  requestAnimationFrame(() => {
+    refreshing = false;
+    flush();
+    grid.render();
+    if (!finished) showCounts('loading');
+  });
+}
+
 async function load() {
   const url = new URL(location.href);
   url.searchParams.set('format', 'ndjson');
@@ -360,23 +374,24 @@ async function load() {
   try {
     const sources = await readFeed(url, (objects) => {
       objects.forEach(add);
-      if (!shown) {
-        flush();
-        grid.render();  // the first rows now, not at the next frame
-        shown = true;
-        performance.mark('zdir-first-rows');
-      } else {
-        flush();
-        grid.schedule();
+      if (shown) {
+        refresh();  // at the next frame, once for however many batches came before it
+        return;
       }
+      flush();
+      grid.render();  // the first rows now, not at the next frame
+      shown = true;
+      performance.mark('zdir-first-rows');
       showCounts('loading');
     });
+    finished = true;
     flush();
     grid.render();
     showCounts('done');
     if (sources) showSources(sources);
     else showProblem(`${summary.textContent} · cut short: the answer ended early`);
   } catch (error) {
+    finished = true;
     if (error instanceof FeedError) {
       showProblem(`${error.code}: ${showName(error.message || '')}`);
     } else {

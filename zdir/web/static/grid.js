@@ -22,8 +22,13 @@ export class Grid {
     this.top = this.spacer();
     this.bottom = this.spacer();
     this.queued = false;
+    this.measured = false;  // the row height is checked against the layout once
+    this.head = this.thead.offsetHeight;
     scroller.addEventListener('scroll', () => this.schedule(), {passive: true});
-    new ResizeObserver(() => this.schedule()).observe(scroller);
+    new ResizeObserver(() => {
+      this.head = this.thead.offsetHeight;
+      this.schedule();
+    }).observe(scroller);
   }
 
   spacer() {
@@ -55,7 +60,7 @@ export class Grid {
   // Build the rows in view (now: callers that must show rows at once use this).
   render() {
     const {rows, rowHeight, scroller} = this;
-    const offset = Math.max(0, scroller.scrollTop - this.thead.offsetHeight);
+    const offset = Math.max(0, scroller.scrollTop - this.head);
     const first = Math.max(0, Math.floor(offset / rowHeight) - OVERSCAN);
     const visible = Math.ceil(scroller.clientHeight / rowHeight) + 2 * OVERSCAN;
     const last = Math.min(rows.length, first + visible);
@@ -73,16 +78,18 @@ export class Grid {
     this.top.style.height = `${first * rowHeight}px`;
     this.bottom.style.height = `${(rows.length - last) * rowHeight}px`;
     this.tbody.replaceChildren(this.top, ...built, this.bottom);
-    const sample = built[0];
-    if (sample && Math.abs(sample.offsetHeight - rowHeight) > 0.5) {
-      this.rowHeight = sample.offsetHeight;  // trust the layout over the style sheet
-      this.schedule();
+    if (!this.measured && built.length) {
+      this.measured = true;
+      const height = built[0].getBoundingClientRect().height;
+      if (Math.abs(height - rowHeight) > 0.5) {
+        this.rowHeight = height;  // trust the layout over the style sheet
+        this.schedule();
+      }
     }
   }
 
   pageSize() {
-    return Math.max(1, Math.floor((this.scroller.clientHeight - this.thead.offsetHeight) /
-                                  this.rowHeight) - 1);
+    return Math.max(1, Math.floor((this.scroller.clientHeight - this.head) / this.rowHeight) - 1);
   }
 
   select(index) {
@@ -100,7 +107,7 @@ export class Grid {
   // Scroll just enough that row `index` is in view below the sticky header.
   reveal(index) {
     const {scroller, rowHeight} = this;
-    const head = this.thead.offsetHeight;
+    const {head} = this;
     const top = head + index * rowHeight;
     const viewTop = scroller.scrollTop + head;
     const viewBottom = scroller.scrollTop + scroller.clientHeight;
