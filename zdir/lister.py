@@ -378,6 +378,11 @@ class DirListing:
         info = os.fstat(self._fd) if self._fd is not None else os.stat(self._path)
         return info.st_dev, info.st_ino, info.st_mtime_ns, info.st_ctime_ns
 
+    @property
+    def path(self) -> str:
+        """The directory's absolute path, as resolved inside the root."""
+        return self._path
+
     def fileno(self) -> Optional[int]:
         """The open directory's descriptor (None by path, or once listed): for a watch on it."""
         return self._fd
