@@ -416,7 +416,7 @@ class DirListing:
                         continue
                     letter = _letter_from_entry(entry)
                     info = None
-                    if ON_WINDOWS:
+                    if ON_WINDOWS and (options.stat or letter == "d"):
                         info = _windows_stat(entry)
                         if info is not None and letter == "d" and _is_junction(info):
                             letter = "l"  # a link in all but name: listed, never walked
