@@ -1,5 +1,6 @@
 """The web view over plain HTTP: the CLI's JSON shapes, paths, access control, headers."""
 
+# ruff: noqa: F811  (fixtures imported from webtools arrive as same-named arguments)
 from __future__ import annotations
 
 import base64
@@ -8,12 +9,12 @@ import os
 import re
 import subprocess
 import sys
+
 import pytest
-
 from conftest import clean_env, make_tree, run_client, unused_tcp_endpoint
-from webtools import http_get, web  # noqa: F401  (web is a fixture)
+from webtools import http_get, web  # noqa: F401  (web is a fixture, used as an argument)
 
-from zdir.web import __main__ as command  # noqa: E402
+from zdir.web import __main__ as command
 
 
 def _cli(*args: str) -> dict:

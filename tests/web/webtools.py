@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 import pytest
-
 from conftest import READY_TIMEOUT, STOP_TIMEOUT, clean_env
 
 pytest.importorskip("starlette", reason="the web extra is not installed: pip install 'zdir[web]'")
@@ -61,7 +60,8 @@ class Web:
             line = self._lines.get(timeout=timeout)
         except queue.Empty:
             self.stop()
-            raise AssertionError(f"zdir.web printed no ready line in {timeout}s: {self.log()}")
+            raise AssertionError(
+                f"zdir.web printed no ready line in {timeout}s: {self.log()}") from None
         match = WEB_READY.match(line or "")
         if not match:
             self.stop()
@@ -178,7 +178,7 @@ class Page:
         return path
 
     def probes(self) -> dict:
-        return self.tab.evaluate("window.__zdir")
+        return self.tab.evaluate("window.__zdir || {csp: [], longTasks: []}")
 
     def check_clean(self) -> None:
         """No dialog, no script error, nothing the CSP had to block."""

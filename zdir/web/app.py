@@ -14,6 +14,7 @@ import json
 from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
+from urllib.parse import urlencode
 
 from jinja2 import Environment, FunctionLoader
 from starlette.applications import Starlette
@@ -236,29 +237,24 @@ def page_context(query: _Query, settings: Settings) -> Dict[str, Any]:
     here = paths.to_url(query.path)
     crumbs = paths.crumbs(query.path)
     title = "/" + "/".join(c.shown for c in crumbs)
-    toggled = {"all": "" if query.all else "1"}
-    if query.view == "search":
-        toggled["q"] = query.q
-    hidden_href = "?" + "&".join(f"{k}={_quote(v)}" for k, v in toggled.items() if v)
-    keep = "?all=1" if query.all else ""
     return {
         "view": query.view,
         "title": title,
         "crumbs": crumbs,
         "here": here,
         "up": paths.to_url(paths.parent(query.path)) if query.path else None,
-        "keep": keep,
+        "keep": "?all=1" if query.all else "",  # what links carry along
         "all": query.all,
         "q": query.q,
         "glob": query.glob,
         "window": query.window,
-        "hidden_href": hidden_href if hidden_href != "?" else "?all=0",
+        "hidden_href": _hidden_href(query),
         "server": settings.server,
         "version": __version__,
     }
 
 
-def _quote(value: str) -> str:
-    from urllib.parse import quote
-
-    return quote(value, safe="")
+def _hidden_href(query: _Query) -> str:
+    """The "Hidden" switch: this view with -a flipped, the search kept."""
+    params = {"q": query.q if query.view == "search" else "", "all": "" if query.all else "1"}
+    return "?" + urlencode({k: v for k, v in params.items() if v})

@@ -251,9 +251,11 @@ function showCounts(state) {
 
 function showSources(sources) {
   sourceList.replaceChildren();
+  let short = 0;
   for (const s of sources) {
     const failed = s.truncated || (s.error && !REFUSALS.has(s.error.code));
     const state = s.truncated ? 'partial' : failed ? 'failed' : s.ok ? 'ok' : 'refused';
+    if (failed) short += 1;
     const li = document.createElement('li');
     li.className = `source ${state}`;
     const name = document.createElement('b');
@@ -266,9 +268,18 @@ function showSources(sources) {
       failed: `failed: ${code}`,
       refused: code === 'not_found' ? 'not here' : `refused: ${code}`,
     }[state];
-    li.title = [s.endpoint, s.error && showName(s.error.message)].filter(Boolean).join('\n');
     li.append(name, what);
+    if (failed && s.error) {  // why, in the server's words (as text)
+      const why = document.createElement('i');
+      why.textContent = showName(s.error.message);
+      li.append(why);
+    }
+    li.title = [s.endpoint, s.error && showName(s.error.message)].filter(Boolean).join('\n');
     sourceList.append(li);
+  }
+  if (short) {
+    summary.textContent += ` · partial: ${short} of ${sources.length} sources did not answer in full`;
+    summary.classList.add('partial');
   }
 }
 
