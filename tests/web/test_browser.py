@@ -114,6 +114,13 @@ def test_the_compare_view(site, page):
     page.shot("compare")
     page.tab.get_by_label("Hide same").check()
     assert "sub" not in page.names() and len(page.names()) == 9
+    page.tab.goto(site.url + "/compare/sub/")
+    page.wait_loaded()
+    assert page.names() == ["deeper", "deeper/leaf", "in_a", "in_b"]
+    with page.tab.expect_navigation():
+        page.tab.keyboard.press("Backspace")  # up, in the same view
+    page.wait_loaded()
+    assert page.tab.url == site.url + "/compare/"
 
 
 def test_search_results_appear_as_they_arrive(site, page):
@@ -126,6 +133,7 @@ def test_search_results_appear_as_they_arrive(site, page):
     assert page.tab.url == site.url + "/search/?q=in_"
     assert page.names() == ["sub/in_a", "sub/in_b"]
     assert "*in_*" in page.tab.locator(".note").text_content()
+    assert page.tab.locator("#summary").text_content() == "2 found (2 copies)"
     page.shot("search")
     with page.tab.expect_navigation():  # a found file opens the directory holding it
         page.tab.get_by_role("link", name="sub/in_b").click()

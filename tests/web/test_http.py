@@ -119,6 +119,26 @@ def test_the_web_process_serves_no_file_but_its_own_assets(chain, web):
         assert b"import" not in answer.body and b"root:" not in answer.body
 
 
+def test_a_browser_that_leaves_mid_answer_stops_it_and_the_next_is_served(cluster, tmp_path, web):
+    import socket
+    from urllib.parse import urlsplit
+
+    root = tmp_path / "many"
+    root.mkdir()
+    for i in range(30_000):
+        os.close(os.open(root / f"n{i:05d}", os.O_CREAT | os.O_WRONLY, 0o644))
+    site = web(cluster.b(root).endpoint)
+    where = urlsplit(site.url)
+    for _ in range(6):  # more than the web view's workers: none may stay stuck
+        with socket.create_connection((where.hostname, where.port), timeout=30) as sock:
+            sock.sendall(b"GET /ls/?format=ndjson HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+    answer = http_get(site.url, "/ls/?format=ndjson")
+    lines = answer.lines()
+    assert len(lines) == 30_001 and lines[-1]["sources"][0]["entries"] == 30_000
+    assert "Traceback" not in site.log()
+
+
 def test_bad_queries_are_usage_errors(chain, web):
     site = web(chain.endpoint)
     assert http_get(site.url, "/ls/?format=xml").status == 400

@@ -237,13 +237,15 @@ def page_context(query: _Query, settings: Settings) -> Dict[str, Any]:
     here = paths.to_url(query.path)
     crumbs = paths.crumbs(query.path)
     title = "/" + "/".join(c.shown for c in crumbs)
+    keep = "?all=1" if query.all else ""  # what links carry along
     return {
         "view": query.view,
         "title": title,
         "crumbs": crumbs,
         "here": here,
-        "up": paths.to_url(paths.parent(query.path)) if query.path else None,
-        "keep": "?all=1" if query.all else "",  # what links carry along
+        "up": _up_href(query, keep),
+        "keep": keep,
+        "crumb_view": "compare" if query.view == "compare" else "ls",
         "all": query.all,
         "q": query.q,
         "glob": query.glob,
@@ -252,6 +254,15 @@ def page_context(query: _Query, settings: Settings) -> Dict[str, Any]:
         "server": settings.server,
         "version": __version__,
     }
+
+
+def _up_href(query: _Query, keep: str) -> Optional[str]:
+    """Where Backspace goes: the parent, in the same view; from a search, the listing searched."""
+    if query.view == "search":
+        return f"/ls/{paths.to_url(query.path)}{keep}"
+    if not query.path:
+        return None
+    return f"/{query.view}/{paths.to_url(paths.parent(query.path))}{keep}"
 
 
 def _hidden_href(query: _Query) -> str:
