@@ -7,6 +7,7 @@ import base64
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -154,6 +155,27 @@ def test_an_unreachable_server_is_a_bad_gateway(web):
     assert http_get(site.url, "/ls/").status == 200  # the page itself still comes, and says so
 
 
+def test_the_curve_options_reach_the_client(cluster, two_roots, tmp_path, web):
+    from zdir import keys
+
+    folder, allowed = tmp_path / "keys", tmp_path / "allow"
+    folder.mkdir()
+    allowed.mkdir()
+    for name in ("server", "web"):
+        keys.create_key_pair(name, str(folder))
+    public = {name: str(folder / f"{name}{keys.PUBLIC_SUFFIX}") for name in ("server", "web")}
+    shutil.copy(public["web"], allowed)
+    b = cluster.b(two_roots[1], "--curve-secret", str(folder / f"server{keys.SECRET_SUFFIX}"),
+                  "--curve-allow", str(allowed))
+    site = web(b.endpoint, "--server-key", public["server"],
+               env={"ZDIR_CURVE_SECRET": str(folder / f"web{keys.SECRET_SUFFIX}")})
+    answer = http_get(site.url, "/ls/?format=json")
+    assert answer.status == 200, answer.body
+    assert {e["name"] for e in answer.json()["entries"]} == {"beta.txt", "both.txt", "sub"}
+    stranger = web(b.endpoint, "--server-key", public["server"], "--timeout", "2")
+    assert http_get(stranger.url, "/ls/?format=json").status in (502, 504)
+
+
 def test_read_only_methods_only(chain, web):
     site = web(chain.endpoint)
     for method in ("POST", "PUT", "DELETE", "PATCH"):
@@ -229,6 +251,12 @@ def test_the_command_line(tmp_path):
     assert run(env={"ZDIR_TIMEOUT": "soon"}).returncode == 2
     missing_key = run("--server-key", str(tmp_path / "none.key"))
     assert missing_key.returncode == 2, missing_key.stderr
+    without = subprocess.run(
+        [sys.executable, "-c", "import sys; sys.modules['starlette'] = None\n"
+         "from zdir.web.__main__ import main; raise SystemExit(main([]))"],
+        capture_output=True, text=True, env=clean_env(), timeout=30)
+    assert without.returncode == 2
+    assert "starlette is missing" in without.stderr and "zdir[web]" in without.stderr
     help_text = run("--help").stdout
     for word in ("--bind", "ZDIR_WEB_BIND", "ZDIR_TOKEN", "ZDIR_SERVER", "--server-key",
                  "--curve-secret", "127.0.0.1:8080"):

@@ -8,10 +8,13 @@ import os
 import signal
 import socket
 import sys
-from typing import List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, List, Mapping, Optional, Sequence, Tuple
 
 from .. import config
 from ..errors import EXIT_USAGE, UsageError, ZdirError, exit_code
+
+if TYPE_CHECKING:
+    from .app import Settings
 
 log = logging.getLogger("zdir.web")
 
@@ -137,8 +140,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
         from .app import Settings, create_app
     except ImportError as exc:
-        print(f"zdir-web: {exc.name} is missing: install the web extra, "
-              "pip install 'zdir[web]'", file=sys.stderr)
+        missing = (exc.name or "a module").split(".")[0]
+        print(f"zdir-web: {missing} is missing: install the web extra, pip install 'zdir[web]'",
+              file=sys.stderr)
         return EXIT_USAGE
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s zdir-web %(levelname)s %(message)s")
@@ -179,13 +183,12 @@ def _exit_quietly(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
-def _check_keys(settings: object) -> None:
+def _check_keys(settings: "Settings") -> None:
     """Bad CURVE key files are a usage error now, not a failure on every page later."""
     from ..client import Client
 
-    Client(settings.server, timeout=settings.timeout,  # type: ignore[attr-defined]
-           server_key=settings.server_key,  # type: ignore[attr-defined]
-           curve_secret=settings.curve_secret).close()  # type: ignore[attr-defined]
+    Client(settings.server, timeout=settings.timeout, server_key=settings.server_key,
+           curve_secret=settings.curve_secret).close()
 
 
 if __name__ == "__main__":
