@@ -8,9 +8,14 @@ they run.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 __version__ = "0.1.0"
+
+# A library logs; the commands decide where it goes (the servers to stderr, the client
+# nowhere: it says what went wrong in its own words).
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 _EXPORTS = {
     "Client": "client",

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
+import random
 import sys
 import time
 from functools import partial
@@ -13,12 +15,16 @@ from typing import Sequence, Tuple, Union
 import zmq
 
 from . import config, output, protocol
-from .errors import EXIT_OK, EXIT_PARTIAL, Refused, RemoteProtocolError, ZdirError
+from .errors import EXIT_OK, EXIT_PARTIAL, Refused, ZdirError
 from .errors import Unreachable, UsageError, exit_code
 from .protocol import ErrorCode, SourceStatus, name_from_wire
 from .entries import Entries, Entry
 from .progress import Progress
-from .reliable import DEFAULT_BACKOFF, Peer, request
+from .reliable import Call, Exchange, Link
+
+
+BUSY_BACKOFF = 0.05  # seconds before asking a busy server again; doubles, with jitter ...
+BUSY_BACKOFF_MAX = 2.0  # ... up to this, for as long as the deadline allows
 
 
 class Listing(NamedTuple):
@@ -74,6 +80,11 @@ class Reply:
 class Client:
     """Ask a zdir server (A or B) for listings.
 
+    ``timeout`` is the whole wait for one call, as curl's ``--max-time``: it travels as
+    the request's ``deadline_ms`` and every hop works within what is left of it. A
+    server that is not there, refuses our key or stops answering heartbeats is
+    reported within about two seconds, whatever the timeout (see zdir/reliable.py).
+
     >>> with Client("tcp://127.0.0.1:5555", timeout=2) as c:   # doctest: +SKIP
     ...     listing = c.list("docs")
     ...     names = sorted(e.name for e in listing.entries)
@@ -87,6 +98,7 @@ class Client:
         retries: int = config.CLIENT_RETRIES,
         server_key: Optional[str] = None,
         curve_secret: Optional[str] = None,
+        max_reply_bytes: int = config.MAX_REPLY_BYTES,
     ) -> None:
         self.endpoint = endpoint
         self.timeout = timeout
@@ -97,7 +109,9 @@ class Client:
 
             setup = client_security(curve_secret, server_key)  # before the context: may raise
         self._context = zmq.Context()
-        self._peer = Peer(self._context, endpoint, setup=setup)
+        self._exchange = Exchange()
+        self._link = Link(self._context, endpoint, setup=setup, max_reply_bytes=max_reply_bytes)
+        self._exchange.add(self._link)
 
     def __enter__(self) -> "Client":
         return self
@@ -107,42 +121,53 @@ class Client:
 
     def close(self) -> None:
         """Close the socket (LINGER 0) and the context: never hangs, even if the server is gone."""
-        self._peer.close()
+        self._exchange.close()
         self._context.term()
 
     def send(self, op: str, path: Union[str, bytes] = "", **options: object) -> Reply:
-        """Send one request and return its reply, header checked, chunks not yet decoded."""
+        """Send one request and return its reply, header checked, chunks not yet decoded.
+
+        A ``busy`` server is asked again after a pause that grows, with jitter, for as
+        long as the deadline allows.
+        """
         if isinstance(path, str):
             path = protocol.name_to_wire(path)
-        request_id = os.urandom(8)
-        req = protocol.Request(op, request_id, path, **options)  # type: ignore[arg-type]
-
-        def build(budget: float) -> List[bytes]:
-            # The server learns how long we will wait, and spends less on its upstreams.
-            return [protocol.encode_request(req._replace(deadline_ms=int(budget * 1000)))]
-
-        for attempt in range(self.retries + 1):
-            frames = request(self._peer, build, timeout=self.timeout, retries=self.retries)
-            try:
-                header = protocol.decode_reply([frames[0].bytes, *frames[1:]], request_id)
-            except RemoteProtocolError as exc:
-                self._peer.reset()
-                message = f"{self.endpoint}: {exc.message}"
-                raise RemoteProtocolError(message, code=exc.code) from exc
+        deadline = time.monotonic() + self.timeout
+        for attempt in itertools.count():
+            call = self._call(op, path, options, deadline)
+            header = call.header
+            assert header is not None
             if header.code != ErrorCode.BUSY:
                 break
-            time.sleep(DEFAULT_BACKOFF * 2 ** attempt)  # a full server: give it a moment
-        else:
-            raise Unreachable(f"{self.endpoint}: busy after {self.retries + 1} attempts: "
-                              f"{header.error['message']}",  # type: ignore[index]
-                              endpoint=self.endpoint, code=ErrorCode.BUSY)
+            pause = min(BUSY_BACKOFF * 2 ** attempt, BUSY_BACKOFF_MAX) * random.uniform(0.5, 1.5)
+            if time.monotonic() + pause >= deadline:
+                raise Unreachable(f"{self.endpoint}: still busy at the deadline after "
+                                  f"{attempt + 1} attempts: {header.error['message']}",  # type: ignore[index]
+                                  endpoint=self.endpoint, code=ErrorCode.BUSY)
+            time.sleep(pause)
         if not header.ok:
             error = header.error or {"code": ErrorCode.INTERNAL.value, "message": "refused"}
             raise Refused(error["message"], code=error["code"])
         sources = list(header.sources)
         if sources and sources[0].endpoint is None:
             sources[0] = sources[0]._replace(endpoint=self.endpoint)
-        return Reply(header._replace(sources=tuple(sources)), frames[1:])
+        return Reply(header._replace(sources=tuple(sources)), call.chunks)
+
+    def _call(self, op: str, path: Union[str, bytes], options: Dict[str, object],
+              deadline: float) -> Call:
+        """One request and its reply (or the error that ended it) within ``deadline``."""
+        now = time.monotonic()
+        request_id = os.urandom(8)
+        # The server learns how long we will wait, and every hop works within it.
+        request = protocol.Request(op, request_id, path,  # type: ignore[arg-type]
+                                   deadline_ms=max(0, int((deadline - now) * 1000)), **options)
+        call = Call(request_id, [protocol.encode_request(request)], deadline,
+                    retries=self.retries)
+        if self._exchange.start(self._link, call, now):
+            self._exchange.wait_for(call)
+        if call.error is not None:
+            raise call.error
+        return call
 
     def stream(self, path: Union[str, bytes] = "", *, all: bool = False, stat: bool = True,
                recursive: bool = False, max_depth: Optional[int] = None,
@@ -213,9 +238,11 @@ def client_flags() -> config.Flags:
     flags.add("--server", default=config.DEFAULT_SERVER, type=config.endpoint,
               metavar="ENDPOINT", help="server to ask (A, or any node)")
     flags.add("--timeout", default=config.CLIENT_TIMEOUT, type=config.positive_float,
-              metavar="SECONDS", help="wait per attempt")
+              metavar="SECONDS", help="the whole wait, as curl's --max-time: every hop "
+                                      "works within it; dead servers are reported at once")
     flags.add("--retries", default=config.CLIENT_RETRIES, type=config.count, metavar="N",
-              help="retries on a fresh socket after a timeout")
+              help="re-send after the connection was lost before the reply, if the server "
+                   "is back within a second (a live server is never asked twice)")
     flags.add("--server-key", metavar="FILE", help="server's public key file: turns CURVE on")
     flags.add("--curve-secret", metavar="FILE", help="this client's secret key file (CURVE)")
     flags.switch("-a", "--all", help="include names starting with '.'")

@@ -55,10 +55,12 @@ class ProtocolError(ZdirError):
     code = "bad_request"
 
     def __init__(
-        self, message: str, *, code: Optional[str] = None, request_id: Optional[bytes] = None
+        self, message: str, *, code: Optional[str] = None, request_id: Optional[bytes] = None,
+        op: str = "",
     ) -> None:
         super().__init__(message, code=code)
-        self.request_id = request_id
+        self.request_id = request_id  # echoed in the error reply when it could be read
+        self.op = op  # likewise
 
 
 class LocalProtocolError(ProtocolError):

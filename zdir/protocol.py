@@ -22,6 +22,7 @@ MAX_REQUEST_ID_BYTES = 64
 MAX_PATH_BYTES = 4096
 MAX_PATTERNS = 64
 MAX_TRAIL = 64
+MAX_ECHOED_OP = 32  # an op longer than this is not echoed in an error reply
 # With these limits the largest valid request stays under the servers' default
 # --max-request-bytes (64 KiB), so a valid request is never silently dropped.
 MAX_ITEM_CHARS = 256  # one glob or exclude pattern, one trail entry
@@ -99,6 +100,7 @@ class SourceStatus(NamedTuple):
     elapsed_ms: float = 0.0
     version: Optional[str] = None
     uptime_s: Optional[float] = None
+    node_id: Optional[str] = None  # ping only: the id a relay puts in a request's trail
 
     @property
     def code(self) -> Optional[str]:
@@ -184,23 +186,35 @@ def encode_request(request: Request) -> bytes:
 
 
 def decode_request(frames: Sequence[bytes]) -> Request:
-    """Parse and validate a request; the error says what is wrong and keeps the id if any."""
-    if len(frames) != 1:
-        raise RemoteProtocolError(f"a request is exactly one frame, got {len(frames)}")
+    """Parse and validate a request; the error keeps the id and op when they could be read."""
+    if not frames:
+        raise RemoteProtocolError("a request is exactly one frame, got 0")
     wire = unpack(frames[0], "request")
     if not isinstance(wire, dict):
         raise RemoteProtocolError(f"a request is a msgpack map, got {type(wire).__name__}")
     request_id = wire.get("id")
     if not isinstance(request_id, bytes) or not 0 < len(request_id) <= MAX_REQUEST_ID_BYTES:
         request_id = None
+    op = wire.get("op")
+    if not isinstance(op, str) or len(op) > MAX_ECHOED_OP:
+        op = ""
+    try:
+        return _checked_request(frames, wire, request_id)
+    except RemoteProtocolError as exc:
+        exc.request_id, exc.op = request_id, op
+        raise
+
+
+def _checked_request(frames: Sequence[bytes], wire: dict, request_id: Optional[bytes]) -> Request:
+    if len(frames) != 1:
+        raise RemoteProtocolError(f"a request is exactly one frame, got {len(frames)}")
     version = wire.get("v")
     if type(version) is not int:
-        raise RemoteProtocolError("'v' must be an integer", request_id=request_id)
+        raise RemoteProtocolError("'v' must be an integer")
     if version != VERSION:  # checked before anything else a later version may change
         raise RemoteProtocolError(
             f"protocol version {version} is not supported; this server speaks {VERSION}",
             code=ErrorCode.UNSUPPORTED_VERSION,
-            request_id=request_id,
         )
     if request_id is None:
         raise RemoteProtocolError(f"'id' must be 1 to {MAX_REQUEST_ID_BYTES} bytes (bin)")
@@ -210,12 +224,9 @@ def decode_request(frames: Sequence[bytes]) -> Request:
             fields[key] = tuple(fields[key])
     try:
         request = Request(**fields)
-        check_request(request)
-    except RemoteProtocolError as exc:
-        exc.request_id = request_id
-        raise
     except TypeError as exc:  # a required field is missing
-        raise RemoteProtocolError(f"incomplete request: {exc}", request_id=request_id) from exc
+        raise RemoteProtocolError(f"incomplete request: {exc}") from exc
+    check_request(request)
     return request
 
 
@@ -277,7 +288,7 @@ def encode_header(header: ReplyHeader) -> bytes:
 
 def _source_to_wire(source: SourceStatus) -> dict:
     wire = source._asdict()
-    for key in ("version", "uptime_s"):
+    for key in ("version", "uptime_s", "node_id"):
         if wire[key] is None:
             del wire[key]
     return wire
@@ -332,6 +343,7 @@ def _source_from_wire(wire: Any) -> SourceStatus:
         raise TypeError("a source's 'entries' is a count and 'truncated' a boolean")
     if not (isinstance(source.endpoint, (str, type(None)))
             and isinstance(source.version, (str, type(None)))
+            and isinstance(source.node_id, (str, type(None)))
             and type(source.elapsed_ms) in _NUMBER
             and type(source.uptime_s) in _NUMBER | {type(None)}):
         raise TypeError("a source's 'endpoint' and 'version' are strings, times are numbers")

@@ -1,305 +1,521 @@
-"""The one reliable-request helper (the ZeroMQ Guide's Lazy Pirate) for every REQ socket.
+"""Links to peers whose liveness is observed, not guessed: the one request helper of zdir.
 
-Each peer owns one REQ socket. A request is sent to every peer at once and all
-replies are awaited through one poller against one deadline. When an attempt
-times out its socket is closed with LINGER 0 and a fresh one is opened before any
-retry, so a REQ socket is never left waiting for a reply that will not come, and a
-late reply dies with the old socket instead of being taken for a new answer. A
-socket monitor tells "never connected" (unreachable) from "connected but silent"
-(timeout) and from "the CURVE handshake failed" (auth_failed).
+Every outgoing request (the client's to its server, a node's to its upstreams) goes
+over a ``Link``: one DEALER socket per peer that speaks REQ's envelope (an empty
+delimiter frame, then the request), so that any number of requests can be in flight
+on one connection, matched to their replies by the request ``id``. Dead and slow are
+told apart by what ZeroMQ sees on the connection, not by a timer:
+
+- **refused**: a connection attempt ended before any TCP connection was made
+  (``EVENT_CONNECT_RETRIED`` with no ``EVENT_CONNECTED`` since): nothing listens.
+- **handshake failed**: the ZMTP/CURVE handshake failed; the event says which CURVE
+  mistake it was. Not retried on its own: nothing would change.
+- **lost**: an established connection stopped answering ZMTP heartbeats (a frozen
+  process, a cut link), or the peer closed it.
+- **slow**: connected and answering heartbeats: waited for until the caller's deadline,
+  however long that is, and never asked twice.
+
+A call on a link that is not up waits for the link's next verdict: up (the call is
+sent), refused or handshake failed (the call fails at once). A call in flight fails at
+once when its connection is lost (or is re-sent, if the caller allows retries, to a
+connection that comes back within ``RECONNECT_GRACE``), and at its deadline otherwise.
+A reply is read frame by frame against a byte budget, so a hostile peer cannot make
+us hold more than ``max_reply_bytes`` of it.
 """
 
 from __future__ import annotations
 
+import errno
+import heapq
+import itertools
+import logging
+import struct
 import time
-from typing import Callable, List, NamedTuple, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional
 
 import zmq
 
-from .errors import AuthFailed, Unreachable
+from . import protocol
+from .errors import AuthFailed, RemoteProtocolError, Unreachable
 from .protocol import ErrorCode
 
-DEFAULT_BACKOFF = 0.05  # seconds before the first retry; doubles, capped below
-MAX_BACKOFF = 1.0
+log = logging.getLogger(__name__)
+
+# ZMTP liveness on every zdir socket (docs/protocol.md, "Liveness"): a peer that sends
+# nothing, not even a heartbeat, for HEARTBEAT_TIMEOUT is dead, so a frozen process or
+# a cut link is known within about HEARTBEAT_IVL + HEARTBEAT_TIMEOUT (2 s).
+HEARTBEAT_IVL_MS = 500
+HEARTBEAT_TIMEOUT_MS = 1500
+HANDSHAKE_TIMEOUT_MS = 2000  # a connected peer that never completes the handshake
+CONNECT_TIMEOUT_MS = 2000  # a TCP connect that is neither accepted nor refused
+RECONNECT_IVL_MS = 100  # libzmq retries a connection after this, doubling ...
+RECONNECT_IVL_MAX_MS = 500  # ... up to this: the longest a call waits for a verdict
+RECONNECT_GRACE = 1.0  # seconds a retried call waits for a lost connection to come back
+HANDSHAKE_RETRY_AFTER = 10.0  # seconds before a refused handshake is tried again
+# Each reply frame costs at least this much of a link's byte budget, so a flood of
+# tiny frames is cut off as soon as a few large ones would be.
+FRAME_COST = 4096
 
 SocketSetup = Callable[[zmq.Socket], None]
-BuildRequest = Callable[[float], List[bytes]]  # attempt budget in seconds -> frames
 
-_MONITORED = (
-    zmq.EVENT_CONNECTED
-    | zmq.EVENT_DISCONNECTED
-    | zmq.EVENT_HANDSHAKE_SUCCEEDED
-    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
-    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
-    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
-)
-_HANDSHAKE_FAILED = (
-    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
-    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
-    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
-)
+_EVENTS = (zmq.EVENT_CONNECT_DELAYED | zmq.EVENT_CONNECTED | zmq.EVENT_CONNECT_RETRIED
+           | zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED
+           | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+           | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
+_MECHANISM_MISMATCH = 0x11000002  # ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH
+_monitor_ids = itertools.count()
 
 
-class Peer:
-    """One REQ endpoint. Its socket is opened lazily and replaced after every failure."""
+def tune(sock: zmq.Socket) -> None:
+    """The liveness options every zdir socket carries, listening sockets included."""
+    sock.linger = 0
+    sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_IVL_MS)
+    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
+    sock.setsockopt(zmq.HEARTBEAT_TTL, HEARTBEAT_TIMEOUT_MS)
+    sock.setsockopt(zmq.HANDSHAKE_IVL, HANDSHAKE_TIMEOUT_MS)
 
-    def __init__(
-        self,
-        context: zmq.Context,
-        endpoint: str,
-        *,
-        setup: Optional[SocketSetup] = None,
-    ) -> None:
+
+class Failure(NamedTuple):
+    """Why a link is down: a protocol error code, a sentence, and whether to stop trying."""
+
+    code: str
+    message: str
+    lasting: bool = False  # a refused handshake: the socket is closed for a while
+
+    def error(self, endpoint: str, elapsed: float) -> Unreachable:
+        kind = AuthFailed if self.code == ErrorCode.AUTH_FAILED else Unreachable
+        return kind(f"{endpoint}: {self.message} (after {elapsed:.1f}s)", endpoint=endpoint,
+                    code=self.code)
+
+
+def handshake_failure(event: int, value: int, curve: bool) -> Failure:
+    """Name a failed handshake as precisely as ZeroMQ lets us (docs/security.md)."""
+    if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+        return Failure(ErrorCode.AUTH_FAILED,
+                       "the server refused this client's key (it is not in the server's "
+                       "--curve-allow directory): add this client's public key file there",
+                       lasting=True)
+    if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL and value == _MECHANISM_MISMATCH:
+        if curve:
+            return Failure(ErrorCode.AUTH_FAILED,
+                           "the server does not use CURVE, but --server-key was given: "
+                           "drop --server-key, or start the server with --curve-secret",
+                           lasting=True)
+        return _CURVE_REQUIRED
+    if value == errno.EAGAIN:
+        return Failure(ErrorCode.TIMEOUT,
+                       f"connected, but no handshake within {HANDSHAKE_TIMEOUT_MS / 1000:g}s: "
+                       "the server is frozen or overloaded, or is not a ZeroMQ server")
+    if curve:
+        # A server with other keys and a server without CURVE both just hang up.
+        return Failure(ErrorCode.AUTH_FAILED,
+                       "the server closed the CURVE handshake: its public key does not match "
+                       "--server-key, or it does not use CURVE at all", lasting=True)
+    # Either side may notice first that the mechanisms differ, and a server that requires
+    # CURVE hangs up on us; so may anything else that resets the connection.
+    return Failure(ErrorCode.UNREACHABLE,
+                   "the server closed the connection during the handshake: if it requires "
+                   "CURVE, give its public key file with --server-key")
+
+
+_CURVE_REQUIRED = Failure(ErrorCode.AUTH_FAILED, "the server requires CURVE: give its public "
+                          "key file with --server-key", lasting=True)
+
+
+class Call:
+    """One request in flight: its id and frames, its deadline, and in the end its outcome."""
+
+    __slots__ = ("id", "frames", "deadline", "started", "retries", "link", "give_up_at",
+                 "header", "chunks", "error", "done", "owner")
+
+    def __init__(self, request_id: bytes, frames: List[bytes], deadline: float, *,
+                 retries: int = 0, owner: Any = None) -> None:
+        self.id = request_id
+        self.frames = frames
+        self.deadline = deadline  # time.monotonic()
+        self.started = time.monotonic()
+        self.retries = retries
+        self.owner = owner  # the caller's, e.g. the node's request this call serves
+        self.link: Optional[Link] = None
+        self.give_up_at: Optional[float] = None  # a retried call: the lost link's grace
+        self.header: Optional[protocol.ReplyHeader] = None
+        self.chunks: List[zmq.Frame] = []
+        self.error: Optional[Unreachable] = None
+        self.done = False
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def __lt__(self, other: "Call") -> bool:  # for the deadline heap
+        return self.deadline < other.deadline
+
+
+class Link:
+    """One connection to one peer (a DEALER speaking REQ's envelope) and its calls."""
+
+    def __init__(self, context: zmq.Context, endpoint: str, *,
+                 setup: Optional[SocketSetup] = None, max_reply_bytes: int) -> None:
         self.context = context
         self.endpoint = endpoint
         self.name = endpoint  # replaced by the peer's own name once it has answered
         self.setup = setup
+        self.curve = setup is not None
+        self.max_reply_bytes = max_reply_bytes
         self.socket: Optional[zmq.Socket] = None
-        self._monitor: Optional[zmq.Socket] = None
-        self.connected = False
-        self.handshaken = False
-        self.handshake_failed = False
-        self.hung_up = False  # the peer closed the connection after a handshake
+        self.monitor: Optional[zmq.Socket] = None
+        self.up = False
+        self.failure: Optional[Failure] = None  # why it is down, once known
+        self.closed_until = 0.0  # after a refused handshake: not reopened before then
+        self._tcp = False  # a TCP connection was made since libzmq last scheduled a retry
+        self._delayed_at: Optional[float] = None
+        self.waiting: List[Call] = []  # for the link's next verdict
+        self.in_flight: Dict[bytes, Call] = {}
+        self.open()
 
-    def open(self) -> zmq.Socket:
-        if self.socket is None:
-            try:
-                self.socket = sock = self.context.socket(zmq.REQ)
-                sock.linger = 0
-                sock.ipv6 = "[" in self.endpoint  # tcp://[::1]:5555
-                if self.setup is not None:
-                    self.setup(sock)
-                self._monitor = sock.get_monitor_socket(_MONITORED)
-                sock.connect(self.endpoint)
-            except zmq.ZMQError as exc:
-                self.reset()  # a half-made socket would keep the context from terminating
-                # The node is stopping. context.socket() says so with a bare ZMQError,
-                # which callers that stop on ContextTerminated would take for a bug.
-                if exc.errno == zmq.ETERM:
-                    raise zmq.ContextTerminated() from exc
-                raise
-            self.connected = self.handshaken = self.handshake_failed = self.hung_up = False
-        return self.socket
+    # -- the socket -------------------------------------------------------------------------
 
-    def read_events(self) -> None:
-        """Drain the monitor: keep track of whether the peer is there at all."""
-        while self._monitor is not None:
-            try:
-                frames = self._monitor.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            event = int.from_bytes(frames[0][:2], "little")
-            if event & zmq.EVENT_CONNECTED:
-                self.connected = True
-            elif event & zmq.EVENT_HANDSHAKE_SUCCEEDED:
-                self.handshaken = True
-            elif event & _HANDSHAKE_FAILED:
-                self.handshake_failed = True
-            elif event & zmq.EVENT_DISCONNECTED:
-                self.hung_up = self.hung_up or self.handshaken
-                self.connected = False
+    def open(self) -> None:
+        """A fresh socket and monitor: a new connection, nothing queued from the old one."""
+        try:
+            sock = self.context.socket(zmq.DEALER)
+            tune(sock)
+            sock.setsockopt(zmq.IMMEDIATE, 1)  # queue nothing for a connection not yet made
+            sock.setsockopt(zmq.RECONNECT_IVL, RECONNECT_IVL_MS)
+            sock.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS)
+            sock.setsockopt(zmq.CONNECT_TIMEOUT, CONNECT_TIMEOUT_MS)
+            sock.ipv6 = "[" in self.endpoint  # tcp://[::1]:5555
+            if self.setup is not None:
+                self.setup(sock)
+            address = f"inproc://zdir-monitor-{next(_monitor_ids)}"
+            sock.monitor(address, _EVENTS)
+            monitor = self.context.socket(zmq.PAIR)
+            monitor.linger = 0
+            monitor.connect(address)
+            sock.connect(self.endpoint)
+        except zmq.ZMQError as exc:
+            if exc.errno == zmq.ETERM:  # the process is stopping; callers stop on this
+                raise zmq.ContextTerminated() from exc
+            raise
+        self.socket, self.monitor = sock, monitor
+        self.up = self._tcp = False
+        self._delayed_at = None
 
-    def failure(self, attempts: int, waited: float) -> Unreachable:
-        """Name what went wrong, from what the monitor saw during the last attempt."""
-        self.read_events()
-        tries = f"after {attempts} attempt{'s' if attempts != 1 else ''} ({waited:.1f}s)"
-        if self.handshake_failed:
-            # A zdir node that refuses our handshake wants CURVE, or other keys.
-            hint = "authentication may have failed (or it is not a zdir node)"
-            return AuthFailed(
-                f"{self.endpoint}: handshake failed {tries}: {hint}",
-                endpoint=self.endpoint,
-                code=ErrorCode.AUTH_FAILED,
-            )
-        if self.hung_up:
-            return Unreachable(
-                f"{self.endpoint}: the server closed the connection without replying {tries} "
-                "(it stopped, or the request was over its --max-request-bytes)",
-                endpoint=self.endpoint,
-                code=ErrorCode.TIMEOUT,
-            )
-        if self.handshaken or self.connected:
-            # Connected without a handshake is a live kernel under a stopped or
-            # overloaded process (the kernel accepts for it), not a bad key: a
-            # rejected handshake always reports HANDSHAKE_FAILED.
-            return Unreachable(
-                f"{self.endpoint}: connected but no reply {tries}",
-                endpoint=self.endpoint,
-                code=ErrorCode.TIMEOUT,
-            )
-        return Unreachable(
-            f"{self.endpoint}: could not connect {tries}",
-            endpoint=self.endpoint,
-            code=ErrorCode.UNREACHABLE,
-        )
-
-    def reset(self) -> None:
-        """Throw the socket away (LINGER 0): the Lazy Pirate's cure for a stuck REQ."""
+    def close(self) -> None:
+        """Close the socket and its monitor (LINGER 0): whatever is queued is dropped."""
         if self.socket is not None:
             try:
                 self.socket.disable_monitor()
-            except zmq.ContextTerminated:
-                pass  # the node is stopping; closing the socket ends its monitor too
+            except zmq.ZMQError:
+                pass  # the context is terminating: closing ends the monitor too
             self.socket.close(linger=0)
             self.socket = None
-        if self._monitor is not None:
-            self._monitor.close(linger=0)
-            self._monitor = None
+        if self.monitor is not None:
+            self.monitor.close(linger=0)
+            self.monitor = None
+        self.up = False
 
-    close = reset
+    def reset(self) -> None:
+        """A new connection, e.g. after a reply we could not trust."""
+        self.close()
+        self.open()
 
+    # -- calls ------------------------------------------------------------------------------
 
-class Outcome(NamedTuple):
-    """One peer's result: reply frames, or the error that ended its attempts."""
+    def submit(self, call: Call, now: float) -> bool:
+        """Send the call, or keep it for the next verdict; False if it failed at once."""
+        call.link = self
+        if self.socket is None:  # closed after a refused handshake
+            if now < self.closed_until:
+                self._fail(call, self.failure)  # type: ignore[arg-type]
+                return False
+            self.open()
+        if self.up:
+            self._send(call)
+        else:
+            self.waiting.append(call)
+        return True
 
-    peer: Peer
-    frames: Optional[List[zmq.Frame]]
-    error: Optional[Unreachable]
-    attempts: int
-    elapsed: float
+    def _send(self, call: Call) -> None:
+        try:
+            self.socket.send_multipart([b"", *call.frames], flags=zmq.NOBLOCK,  # type: ignore[union-attr]
+                                       copy=False)
+        except zmq.Again:  # the connection went between the verdict and now
+            self.waiting.append(call)
+            return
+        self.in_flight[call.id] = call
 
+    def _fail(self, call: Call, failure: Failure) -> None:
+        call.error = failure.error(self.endpoint, call.elapsed)
+        call.done = True
 
-class _Attempt:
-    __slots__ = ("peer", "number", "ends", "retry_at", "outcome")
+    def forget(self, call: Call) -> None:
+        """The caller gave up on ``call`` (its deadline): a late reply will be dropped."""
+        self.in_flight.pop(call.id, None)
+        if call in self.waiting:
+            self.waiting.remove(call)
 
-    def __init__(self, peer: Peer) -> None:
-        self.peer = peer
-        self.number = 0
-        self.ends = 0.0
-        self.retry_at: Optional[float] = None
-        self.outcome: Optional[Outcome] = None
+    # -- what happened on the connection ------------------------------------------------------
+
+    def on_events(self, now: float) -> List[Call]:
+        """Drain the monitor, update the link's state; return the calls this finished."""
+        finished: List[Call] = []
+        while self.monitor is not None:
+            try:
+                message = self.monitor.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            event, value = struct.unpack("=hi", message[0][:6])
+            if event == zmq.EVENT_CONNECT_DELAYED:
+                self._delayed_at = self._delayed_at or now
+            elif event == zmq.EVENT_CONNECTED:
+                self._tcp = True
+            elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self.up, self.failure = True, None
+                waiting, self.waiting = self.waiting, []
+                for call in waiting:
+                    self._send(call)
+            elif event & (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                          | zmq.EVENT_HANDSHAKE_FAILED_AUTH):
+                finished += self._verdict(handshake_failure(event, value, self.curve), now)
+            elif event == zmq.EVENT_DISCONNECTED and self.up:
+                self.up = False
+                finished += self._lost(now)
+            elif event == zmq.EVENT_CONNECT_RETRIED:
+                if not self._tcp:
+                    finished += self._verdict(self._refused(now), now)
+                self._tcp, self._delayed_at = False, None
+        return finished
+
+    def _refused(self, now: float) -> Failure:
+        if self._delayed_at is not None and now - self._delayed_at >= CONNECT_TIMEOUT_MS / 1000:
+            return Failure(ErrorCode.UNREACHABLE,
+                           "no answer to the connection attempt (connection timed out): "
+                           "is the host up and the network between us open?")
+        return Failure(ErrorCode.UNREACHABLE,
+                       "nothing is listening (connection refused): is the server running?")
+
+    def _verdict(self, failure: Failure, now: float) -> List[Call]:
+        """The link is down for ``failure``: the calls waiting for a verdict fail."""
+        self.failure = failure
+        waiting, self.waiting = self.waiting, []
+        for call in waiting:
+            self._fail(call, failure)
+        if failure.lasting:
+            if self.closed_until <= now:  # say it once per interval, not per handshake
+                log.warning("%s: %s", self.endpoint, failure.message)
+            self.closed_until = now + HANDSHAKE_RETRY_AFTER
+            self.close()
+        return waiting
+
+    def _lost(self, now: float) -> List[Call]:
+        """The connection went: calls in flight fail, or wait for it to come back."""
+        self.failure = Failure(ErrorCode.TIMEOUT,
+                               "the connection was lost before the reply: the server stopped "
+                               "answering heartbeats (frozen, or the network was cut) or "
+                               "closed the connection (it stopped)")
+        finished = []
+        in_flight, self.in_flight = self.in_flight, {}
+        for call in in_flight.values():
+            if call.retries > 0:
+                call.retries -= 1
+                call.give_up_at = now + RECONNECT_GRACE
+                self.waiting.append(call)
+            else:
+                self._fail(call, self.failure)
+                finished.append(call)
+        return finished
+
+    def on_readable(self) -> List[Call]:
+        """Read the replies waiting on the socket; return the calls they finished."""
+        finished: List[Call] = []
+        while self.socket is not None:
+            try:
+                finished += self._read_reply()
+            except zmq.Again:
+                break
+        return finished
+
+    def _read_reply(self) -> List[Call]:
+        """One reply, frame by frame: matched to its call by id, held within the budget."""
+        sock = self.socket
+        delimiter = sock.recv(zmq.NOBLOCK, copy=False)  # type: ignore[union-attr]
+        if delimiter.bytes or not delimiter.more:
+            return self._untrusted("a reply must start with an empty delimiter frame")
+        head = sock.recv(copy=False)  # type: ignore[union-attr]
+        try:
+            header = protocol.decode_header(head.bytes)
+        except RemoteProtocolError as exc:
+            return self._untrusted(exc.message)
+        call = self.in_flight.get(header.id)
+        budget = self.max_reply_bytes - max(len(head), FRAME_COST)
+        chunks: List[zmq.Frame] = []
+        more = head.more
+        while more:
+            frame = sock.recv(copy=False)  # type: ignore[union-attr]
+            more = frame.more
+            budget -= max(len(frame), FRAME_COST)
+            if budget < 0:
+                limit = self.max_reply_bytes >> 20
+                return self._drop_connection(Failure(
+                    ErrorCode.LIMIT_EXCEEDED,
+                    f"a reply was larger than --max-reply-bytes ({limit} MiB, counting each "
+                    f"frame as at least {FRAME_COST} bytes)"))
+            if call is not None:
+                chunks.append(frame)
+        if call is None:  # a late reply to a call we gave up on: dropped
+            return []
+        del self.in_flight[call.id]
+        if header.chunks != len(chunks):
+            self._fail(call, Failure(ErrorCode.BAD_REPLY,
+                                     f"the reply announces {header.chunks} chunks but "
+                                     f"{len(chunks)} followed"))
+        else:
+            call.header, call.chunks, call.done = header, chunks, True
+        return [call]
+
+    def _untrusted(self, why: str) -> List[Call]:
+        """Garbage on the connection: no call can be matched to it, so every one fails."""
+        return self._drop_connection(Failure(
+            ErrorCode.BAD_REPLY,
+            f"the peer answered with something that is not the zdir protocol: {why}"))
+
+    def _drop_connection(self, failure: Failure) -> List[Call]:
+        """Fail every call in flight and start a new connection: the rest of a reply dies."""
+        log.warning("%s: %s", self.endpoint, failure.message)
+        in_flight, self.in_flight = self.in_flight, {}
+        for call in in_flight.values():
+            self._fail(call, failure)
+        self.reset()
+        return list(in_flight.values())
 
 
 class Exchange:
-    """Send one request to several peers and gather every reply against one deadline.
+    """The links of one loop and their calls: what to poll, what finished, what is late."""
 
-    ``send()`` starts the first attempts; the caller may do local work; ``wait()``
-    polls, retries on fresh sockets with backoff, and returns one Outcome per peer.
-    """
+    def __init__(self) -> None:
+        self.links: List[Link] = []
+        self._deadlines: List[Call] = []  # heap by deadline; finished calls are skipped
+        self.version = 0  # changes whenever the set of sockets to poll changes
 
-    def __init__(
-        self,
-        peers: Sequence[Peer],
-        build: BuildRequest,
-        *,
-        timeout: float,
-        retries: int,
-        deadline: Optional[float] = None,
-        backoff: float = DEFAULT_BACKOFF,
-    ) -> None:
-        self.build = build
-        self.timeout = timeout
-        self.retries = retries
-        self.deadline = deadline  # time.monotonic() value, or None for timeout x attempts
-        self.backoff = backoff
-        self.started = time.monotonic()
-        self._attempts = [_Attempt(peer) for peer in peers]
+    def add(self, link: Link) -> None:
+        self.links.append(link)
+        self.version += 1
 
-    def send(self) -> None:
-        for attempt in self._attempts:
-            self._try(attempt, time.monotonic())
+    def remove(self, link: Link) -> List[Call]:
+        """Stop using a link (its calls fail as unreachable) and close it."""
+        self.links.remove(link)
+        self.version += 1
+        failure = Failure(ErrorCode.UNREACHABLE, "removed from the upstream list")
+        calls = [*link.waiting, *link.in_flight.values()]
+        for call in calls:
+            link._fail(call, failure)
+        link.close()
+        return calls
 
-    def _try(self, attempt: _Attempt, now: float) -> None:
-        budget = self.timeout if self.deadline is None else min(self.timeout, self.deadline - now)
-        if budget <= 0:
-            self._give_up(attempt, now)
-            return
-        attempt.number += 1
-        attempt.ends = now + budget
-        attempt.retry_at = None
-        peer = attempt.peer
-        sock = peer.open()
-        peer.read_events()
-        sock.send_multipart(self.build(budget), copy=False)
+    def close(self) -> None:
+        for link in self.links:
+            link.close()
 
-    def _give_up(self, attempt: _Attempt, now: float) -> None:
-        peer = attempt.peer
-        error = peer.failure(attempt.number, now - self.started)
-        peer.reset()
-        attempt.outcome = Outcome(peer, None, error, attempt.number, now - self.started)
+    def start(self, link: Link, call: Call, now: float) -> bool:
+        """Send ``call`` over ``link`` (or keep it for the link's verdict); False: failed now."""
+        had_socket = link.socket is not None
+        started = link.submit(call, now)
+        if link.socket is not None and not had_socket:
+            self.version += 1
+        if started:
+            heapq.heappush(self._deadlines, call)
+        return started
 
-    def _expire(self, attempt: _Attempt, now: float) -> None:
-        if attempt.number > self.retries:
-            self._give_up(attempt, now)
-            return
-        delay = min(self.backoff * (2 ** (attempt.number - 1)), MAX_BACKOFF)
-        if self.deadline is not None and now + delay >= self.deadline:
-            self._give_up(attempt, now)
-            return
-        import logging  # here, not at the top: it is a sixth of the client's start-up time
+    def sockets(self) -> Iterator[zmq.Socket]:
+        """Every socket to poll for input: each link's connection and its monitor."""
+        for link in self.links:
+            if link.socket is not None:
+                yield link.socket
+                yield link.monitor  # type: ignore[misc]
 
-        logging.getLogger(__name__).debug(
-            "no reply from %s on attempt %d; retrying on a fresh socket",
-            attempt.peer.endpoint, attempt.number)
-        attempt.retry_at = now + delay
-        attempt.peer.reset()
+    def owner_of(self) -> Dict[zmq.Socket, Link]:
+        found: Dict[zmq.Socket, Link] = {}
+        for link in self.links:
+            if link.socket is not None:
+                found[link.socket] = found[link.monitor] = link  # type: ignore[index]
+        return found
 
-    def wait(self) -> List[Outcome]:
-        """Block until every peer has answered or given up; one Outcome per peer, in order."""
-        while True:
-            now = time.monotonic()
-            self.advance(now)
-            if self.done:
-                return self.outcomes()
-            waiting = self.sockets()
-            timeout_ms = max(0.0, (self.wakes_at() - now) * 1000.0)  # type: ignore[operator]
-            if len(waiting) == 1:  # the common case, without building a Poller
-                if waiting[0].poll(timeout_ms):
-                    self.receive(waiting[0])
-                continue
-            poller = zmq.Poller()
-            for sock in waiting:
-                poller.register(sock, zmq.POLLIN)
-            for sock, _ in poller.poll(timeout_ms):
-                self.receive(sock)
+    def handle(self, link: Link, sock: zmq.Socket, now: float) -> List[Call]:
+        """What became of the calls after ``sock`` (a link's socket or monitor) was readable."""
+        before = link.socket
+        if sock is link.monitor:
+            finished = link.on_events(now)
+        else:
+            finished = link.on_readable()
+        if link.socket is not before:
+            self.version += 1
+        return finished
 
-    # The steps of wait(), for a caller that polls these sockets among its own.
-
-    @property
-    def done(self) -> bool:
-        return all(a.outcome is not None for a in self._attempts)
-
-    def outcomes(self) -> List[Outcome]:
-        return [a.outcome for a in self._attempts]  # type: ignore[misc]
-
-    def sockets(self) -> List[zmq.Socket]:
-        """The sockets a reply is awaited on now (they change when an attempt is retried)."""
-        return [a.peer.socket for a in self._attempts  # type: ignore[misc]
-                if a.outcome is None and a.retry_at is None]
-
-    def wakes_at(self) -> Optional[float]:
-        """When ``advance`` next has something to do (a timeout or a retry), if ever."""
-        wakes = [a.ends if a.retry_at is None else a.retry_at
-                 for a in self._attempts if a.outcome is None]
+    def next_deadline(self) -> Optional[float]:
+        heap = self._deadlines
+        while heap and heap[0].done:
+            heapq.heappop(heap)
+        wakes = [heap[0].deadline] if heap else []
+        wakes += [c.give_up_at for link in self.links for c in link.waiting
+                  if c.give_up_at is not None]
         return min(wakes) if wakes else None
 
-    def advance(self, now: float) -> None:
-        """Expire the attempts whose time is up, and retry those whose backoff is over."""
-        for attempt in self._attempts:
-            if attempt.outcome is not None:
-                continue
-            if attempt.retry_at is None and now >= attempt.ends:
-                self._expire(attempt, now)
-            elif attempt.retry_at is not None and now >= attempt.retry_at:
-                self._try(attempt, now)
+    def expire(self, now: float) -> List[Call]:
+        """Calls whose deadline (or reconnection grace) has passed fail with ``timeout``."""
+        finished = []
+        heap = self._deadlines
+        while heap and (heap[0].done or heap[0].deadline <= now):
+            call = heapq.heappop(heap)
+            if not call.done:
+                self.time_out(call)
+                finished.append(call)
+        for link in self.links:
+            for call in [c for c in link.waiting if c.give_up_at is not None
+                         and c.give_up_at <= now]:
+                link.forget(call)
+                link._fail(call, link.failure or Failure(ErrorCode.TIMEOUT, "connection lost"))
+                finished.append(call)
+        return finished
 
-    def receive(self, sock: zmq.Socket) -> None:
-        """Take the reply waiting on ``sock``, one of ``sockets()``."""
-        for attempt in self._attempts:
-            if attempt.outcome is None and attempt.peer.socket is sock:
-                frames = sock.recv_multipart(copy=False)
-                attempt.outcome = Outcome(
-                    attempt.peer, frames, None, attempt.number, time.monotonic() - self.started
-                )
-                return
+    def time_out(self, call: Call) -> None:
+        """Give up on ``call`` now, naming what the link was doing."""
+        link = call.link
+        assert link is not None  # every call in the heap was submitted to a link
+        waited = call.id not in link.in_flight
+        link.forget(call)
+        if not waited:
+            message = ("connected and answering heartbeats, but still working at the deadline: "
+                       "give it more time with --timeout")
+        elif link.failure is not None:
+            message = link.failure.message
+        else:
+            message = "still connecting at the deadline (no verdict on the connection yet)"
+        link._fail(call, Failure(ErrorCode.TIMEOUT, message))
+
+    def wait_for(self, call: Call) -> None:
+        """Block until ``call`` is done (for a caller with no loop of its own: the client)."""
+        owners = self.owner_of()
+        version = self.version
+        poller = _poller(owners)
+        while not call.done:
+            now = time.monotonic()
+            self.expire(now)
+            if call.done:
+                break
+            wake = self.next_deadline()
+            timeout = None if wake is None else max(0.0, (wake - now) * 1000.0)
+            for sock, _ in poller.poll(timeout):
+                link = owners.get(sock)
+                if link is not None:
+                    self.handle(link, sock, time.monotonic())
+            if self.version != version:
+                owners, version = self.owner_of(), self.version
+                poller = _poller(owners)
 
 
-def request(peer: Peer, build: BuildRequest, *, timeout: float, retries: int,
-            deadline: Optional[float] = None) -> List[zmq.Frame]:
-    """One request to one peer; raises Unreachable (or AuthFailed) when every attempt fails."""
-    exchange = Exchange([peer], build, timeout=timeout, retries=retries, deadline=deadline)
-    exchange.send()
-    outcome = exchange.wait()[0]
-    if outcome.error is not None:
-        raise outcome.error
-    return outcome.frames  # type: ignore[return-value]
+def _poller(sockets: Dict[zmq.Socket, Link]) -> zmq.Poller:
+    poller = zmq.Poller()
+    for sock in sockets:
+        poller.register(sock, zmq.POLLIN)
+    return poller

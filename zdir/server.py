@@ -50,14 +50,21 @@ def server_flags(preset: Preset) -> config.Flags:
               help="requests served at once")
     flags.add("--upstream-timeout", "--timeout", default=config.UPSTREAM_TIMEOUT,
               type=config.positive_float, metavar="SECONDS",
-              help="wait per attempt on each upstream")
+              help="how long to wait for the upstreams and the local listing when a request "
+                   "carries no deadline (zdir clients always send one)")
     flags.add("--upstream-retries", "--retries", default=config.UPSTREAM_RETRIES,
-              type=config.count, metavar="N", help="retries per upstream, on a fresh socket")
+              type=config.count, metavar="N",
+              help="re-send a request to an upstream whose connection was lost before it "
+                   "replied, if it comes back within a second (a live upstream is never "
+                   "asked twice)")
     flags.add("--max-pending", default=config.MAX_PENDING, type=config.count, metavar="N",
               help="requests queued for a busy server before it answers 'busy'")
     flags.add("--max-request-bytes", default=config.MAX_REQUEST_BYTES,
               type=config.positive_int, metavar="N",
               help="larger messages are dropped and their sender disconnected")
+    flags.add("--max-reply-bytes", default=config.MAX_REPLY_BYTES, type=config.positive_int,
+              metavar="N", help="an upstream reply larger than this (each frame counting "
+                                "as at least 4 KiB) fails that upstream as limit_exceeded")
     flags.add("--max-entries", default=DEFAULT_MAX_ENTRIES, type=config.positive_int,
               metavar="N", help="entries per reply from this node's root")
     flags.add("--max-depth", default=DEFAULT_MAX_DEPTH, type=config.positive_int, metavar="N",

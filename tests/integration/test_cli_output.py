@@ -6,6 +6,7 @@ types and mtimes, laid out so that ``ls`` on the same directory is the oracle.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -282,10 +283,19 @@ def test_progress_line_while_waiting_then_blanked_before_the_listing(cluster, tm
     assert shown[blanked + 2:].split("\r\n") == ["one", "two", ""]
 
 
+@contextlib.contextmanager
+def silent_endpoint():
+    """A port that accepts connections and never speaks: the client waits for a handshake."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        yield f"tcp://127.0.0.1:{listener.getsockname()[1]}"
+
+
 @posix_only
 def test_progress_line_gives_way_to_the_error():
-    endpoint = unused_tcp_endpoint()
-    status, shown = run_on_tty("--server", endpoint, "--timeout", "1.5", "--retries", "0")
+    with silent_endpoint() as endpoint:
+        status, shown = run_on_tty("--server", endpoint, "--timeout", "20")
     assert status == 4
     assert "waiting for" in shown
     assert shown[shown.rindex(" \r") + 2:].startswith("zdir: Unreachable")
@@ -293,9 +303,10 @@ def test_progress_line_gives_way_to_the_error():
 
 @posix_only
 def test_ctrl_c_ends_quietly_with_130():
-    endpoint = unused_tcp_endpoint()
-    status, shown = run_on_tty("--server", endpoint, "--timeout", "20", when="waiting for",
-                               then=lambda client: client.send_signal(signal.SIGINT))
+    with silent_endpoint() as endpoint:
+            status, shown = run_on_tty("--server", endpoint, "--timeout", "20",
+                                   when="waiting for",
+                                   then=lambda client: client.send_signal(signal.SIGINT))
     assert status == 130
     assert "Traceback" not in shown and shown.endswith(" \r")  # the line blanked, nothing more
 

@@ -16,7 +16,6 @@ import zmq
 
 from conftest import make_tree, run_client, unused_tcp_endpoint
 from zdir import Client, protocol
-from zdir.cache import SETTLE
 from zdir.entries import Entries, Entry
 
 pytestmark = pytest.mark.timeout(60)
@@ -186,30 +185,29 @@ def test_glob_and_exclude_run_on_the_servers(cluster, tmp_path, zmq_context):
 
 
 @posix_only
-def test_the_cache_keeps_names_current_and_stat_within_its_ttl(cluster, tmp_path):
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the exact cache needs inotify")
+def test_the_cache_never_serves_a_stale_listing(cluster, tmp_path):
     root = make_tree(tmp_path / "r", {"grows": "1", "other": ""})
-    kept = cluster.b(root, "--stat-ttl", "60", "--name", "kept")
-    fresh = cluster.b(root, "--stat-ttl", "0", "--name", "fresh")
-    front = cluster.a(make_tree(tmp_path / "a", {"from_a": ""}), kept.endpoint,
-                      args=["--upstream-timeout", "1", "--upstream-retries", "0"])
-    time.sleep(SETTLE + 0.2)  # only a directory unchanged this long is cached; ctime can't be faked
+    b = cluster.b(root, "--stat-ttl", "3600")  # the ttl does not matter where changes are seen
+    front = cluster.a(make_tree(tmp_path / "a", {"from_a": ""}), b.endpoint)
 
     def sizes(server) -> dict:
         proc, doc, _ = listing(server.endpoint)
         assert proc.returncode == 0, proc.stderr_text
         return {e["name"]: e["size"] for e in doc["entries"]}
 
-    assert sizes(kept) == sizes(fresh) == {"grows": 1, "other": 0}
+    assert sizes(b) == sizes(b) == {"grows": 1, "other": 0}  # the second may be a cached one
     (root / "grows").write_text("12345")  # the file changes; its directory does not
-    assert sizes(fresh)["grows"] == 5
-    assert sizes(kept)["grows"] == 1  # the documented trade-off: stat up to --stat-ttl old
-    (root / "new").write_text("")  # the directory changes: every cached listing of it is stale
-    assert sizes(kept) == {"grows": 5, "new": 0, "other": 0}
-    assert listing(front.endpoint)[0].returncode == 0  # A's own part is in its cache now
-    kept.freeze()  # A answers from its cache at once, and still waits for its upstream
-    proc, doc, elapsed = listing(front.endpoint)
+    assert sizes(b)["grows"] == 5
+    os.chmod(root / "other", 0o600)
+    (root / "new").write_text("")
+    assert sizes(b) == {"grows": 5, "new": 0, "other": 0}
+    assert listing(front.endpoint)[0].returncode == 0  # A's own part may be cached now
+    b.freeze()  # A answers its own part at once, and reports B when its heartbeats stop
+    proc, doc, _ = listing(front.endpoint)
     assert proc.returncode == 3 and [e["name"] for e in doc["entries"]] == ["from_a"]
-    assert doc["sources"][1]["error"]["code"] == "timeout" and elapsed < 2.5
+    failed = doc["sources"][1]
+    assert failed["error"]["code"] == "timeout" and failed["elapsed_ms"] < 2500, failed
 
 
 def test_the_python_api(cluster, two_roots):

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
-from concurrent.futures import ThreadPoolExecutor
 
 import msgpack
 import pytest
@@ -66,23 +64,3 @@ def test_request_over_max_request_bytes_is_dropped_and_the_server_serves_on(clus
     small = run_client("--server", b.endpoint)
     assert small.returncode == 0 and small.stdout_text.split() == ["a"]
 
-
-def test_busy_beyond_max_pending(cluster, tmp_path):
-    """One worker, no queue: while it waits on a silent upstream, the next client hears 'busy'."""
-    root = make_tree(tmp_path / "r", {"a": "x"})
-    with socket.socket() as silent:  # accepts TCP, never speaks ZMTP: the worker waits
-        silent.bind(("127.0.0.1", 0))
-        silent.listen()
-        silent.settimeout(10)
-        upstream = "tcp://127.0.0.1:%d" % silent.getsockname()[1]
-        a = cluster.a(root, upstream, args=["--workers", "1", "--max-pending", "0",
-                                            "--upstream-timeout", "1", "--upstream-retries", "0"])
-        with ThreadPoolExecutor(1) as pool:
-            first = pool.submit(run_client, "--server", a.endpoint)
-            conn, _ = silent.accept()  # the worker has the first request and is asking upstream
-            with conn:
-                second = run_client("--server", a.endpoint)
-                assert second.returncode == 4, second.stderr_text  # busy on every retry
-                assert "busy after 3 attempts" in second.stderr_text
-            assert first.result().returncode == 3  # served: A's own entries, the upstream failed
-    assert run_client("--server", a.endpoint, "--timeout", "5").returncode == 3
