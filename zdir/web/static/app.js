@@ -10,7 +10,8 @@ const VIEW = body.dataset.view;  // ls | search | compare
 const HERE = body.dataset.here;  // this directory, URL-encoded, with a trailing slash ("" at the root)
 const KEEP = body.dataset.keep;  // "?all=1" while hidden names are shown
 const UP = body.dataset.up;  // the parent directory's page, if there is one
-const WINDOW = 1.0;  // as zdir --compare: mtimes this close are the same (the listing view's marks)
+// As zdir --compare: mtimes this close are the same (for the listing view's marks).
+const WINDOW = Number(body.dataset.window) || 0;
 const REFUSALS = new Set(['not_found', 'not_a_directory', 'permission_denied', 'outside_root',
                           'symlink_loop']);
 const PALETTE = 8;  // badge colours, by the order sources are first seen

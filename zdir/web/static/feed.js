@@ -44,7 +44,7 @@ export async function readFeed(url, onObjects, {signal} = {}) {
     const {done, value} = await reader.read();
     const text = rest + (done ? decoder.decode() : decoder.decode(value, {stream: true}));
     const lines = text.split('\n');
-    rest = done ? '' : lines.pop();
+    rest = lines.pop();  // every line ends with a newline: a tail without one was cut short
     for (let start = 0; start < lines.length; start += BATCH) {
       const slice = lines.slice(start, start + BATCH).filter((line) => line);
       if (!slice.length) continue;
@@ -54,6 +54,6 @@ export async function readFeed(url, onObjects, {signal} = {}) {
       if (objects.length) onObjects(objects);
       if (start + BATCH < lines.length) await yieldToBrowser();
     }
-    if (done) return sources;
+    if (done) return rest ? null : sources;
   }
 }
