@@ -15,14 +15,11 @@ import os
 import queue
 import re
 import shutil
-import subprocess
-import sys
-import threading
 from pathlib import Path
 from typing import Dict, List, Optional
 
 import pytest
-from conftest import READY_TIMEOUT, STOP_TIMEOUT, clean_env
+from conftest import READY_TIMEOUT, Server
 
 pytest.importorskip("starlette", reason="the web extra is not installed: pip install 'zdir[web]'")
 
@@ -35,31 +32,18 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 VIEWPORT = {"width": 1280, "height": 720}
 
 
-class Web:
-    """A real ``python -m zdir.web`` process; its URL comes from its ready line."""
+class Web(Server):
+    """A real ``python -m zdir.web``; its URL comes from its ready line."""
 
     def __init__(self, args: List[str], log_path: Path, env: Optional[Dict[str, str]] = None):
-        self.log_path = log_path
-        self._log = open(log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "zdir.web", "--bind", "127.0.0.1:0", *args],
-            stdout=subprocess.PIPE, stderr=self._log, stdin=subprocess.DEVNULL,
-            env=clean_env(env),
-        )
-        self._lines: "queue.Queue[Optional[str]]" = queue.Queue()
-        threading.Thread(target=self._read_stdout, daemon=True).start()
+        super().__init__("web", ["--bind", "127.0.0.1:0", *args], log_path, env=env)
         self.url = ""
-
-    def _read_stdout(self) -> None:
-        for raw in self.proc.stdout:
-            self._lines.put(raw.decode("utf-8", "replace").rstrip("\n"))
-        self._lines.put(None)
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> "Web":
         try:
             line = self._lines.get(timeout=timeout)
         except queue.Empty:
-            self.stop()
+            self.kill()
             raise AssertionError(
                 f"zdir.web printed no ready line in {timeout}s: {self.log()}") from None
         match = WEB_READY.match(line or "")
@@ -68,21 +52,6 @@ class Web:
             raise AssertionError(f"zdir.web: unexpected first line {line!r}: {self.log()}")
         self.url = match["url"]
         return self
-
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(STOP_TIMEOUT)
-        self._log.close()
-        return self.proc.returncode
 
 
 @pytest.fixture
