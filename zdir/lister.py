@@ -36,6 +36,7 @@ import os
 import re
 import stat as stat_module
 import sys
+import threading
 from typing import Generator, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from .errors import ListingError
@@ -277,6 +278,8 @@ class DirListing:
         # directory hearing of it (more hard links, or a mount): see cache.py.
         self.shared_inodes = False
         self._dev: Optional[int] = None
+        self._columns: Optional[_Columns] = None  # the entries of the chunk being gathered
+        self._cancelled = False
         _check_patterns(options.glob + options.exclude)
         parts = resolve(root, split_path(path))
         full = os.path.join(root, *parts)
@@ -298,7 +301,7 @@ class DirListing:
 
     def __iter__(self) -> Iterator[Chunk]:
         options = self.options
-        columns = _Columns(options.stat)
+        columns = self._columns = _Columns(options.stat)
         stack: List[_Frame] = []
         try:
             top = self._fd if self._fd is not None else self._path
@@ -306,6 +309,9 @@ class DirListing:
                 self._dev = os.stat(top).st_dev  # an fstat when top is a descriptor
             stack.append(self._frame(top, "", 1, owned=False, gathered=0))
             while stack:  # the walk: a loop over a stack, never recursion
+                if self._cancelled:
+                    self.truncated = True
+                    break
                 child = yield from self._emit(stack[-1], columns)
                 if child is None:
                     stack.pop().close()
@@ -367,6 +373,27 @@ class DirListing:
                     return child
         frame.next = len(rows)
         return None
+
+    def cancel(self) -> None:
+        """Stop the walk before its next directory (from any thread): nobody waits for it.
+
+        Chunks are few when a glob matches little, so the consumer cannot stop a long
+        walk between chunks alone. A walk blocked in the file system (a hung readdir or
+        stat) stops once that call returns, if it ever does.
+        """
+        self._cancelled = True
+
+    def gathered(self) -> Tuple[int, Optional[Chunk]]:
+        """Chunks yielded so far, and a copy of the entries gathered since (None if none).
+
+        For another thread, e.g. a node answering at a deadline while this walk is
+        blocked in a hung readdir or stat: what it had found before it stuck. It never
+        changes the walk, and returns only entries whose every column is written.
+        """
+        columns = self._columns
+        if columns is None:
+            return 0, None
+        return columns.peek()
 
     def stamp(self) -> Tuple[int, int, int, int]:
         """``(st_dev, st_ino, st_mtime_ns, st_ctime_ns)`` of the opened directory.
@@ -551,6 +578,8 @@ class _Columns:
     def __init__(self, with_stat: bool) -> None:
         self.with_stat = with_stat
         self.count = 0
+        self.taken = 0  # chunks taken
+        self._lock = threading.Lock()  # take() against peek() from another thread
         self._reset()
 
     def _reset(self) -> None:
@@ -573,10 +602,27 @@ class _Columns:
 
     def take(self) -> Chunk:
         """The gathered entries as one chunk; the columns start again empty."""
-        chunk = Chunk(_wire_names(self.names), "".join(self.types),
-                      self.sizes, self.mtimes, self.modes)
-        self._reset()
+        with self._lock:
+            chunk = Chunk(_wire_names(self.names), "".join(self.types),
+                          self.sizes, self.mtimes, self.modes)
+            self._reset()
+            self.taken += 1
         return chunk
+
+    def peek(self) -> Tuple[int, Optional[Chunk]]:
+        """``(taken, copy)`` of the entries gathered so far, safe while they are added to."""
+        with self._lock:
+            # Copied in the reverse of the order an entry's columns are appended in, so
+            # the shortest copy says how many entries are whole in all of them.
+            stat = [None if c is None else c[:] for c in (self.modes, self.mtimes, self.sizes)]
+            types, names = self.types[:], self.names[:]
+            taken = self.taken
+        whole = min(len(c) for c in (*stat, types, names) if c is not None)
+        if not whole:
+            return taken, None
+        modes, mtimes, sizes = (None if c is None else c[:whole] for c in stat)
+        return taken, Chunk(_wire_names(names[:whole]), "".join(types[:whole]),
+                            sizes, mtimes, modes)
 
 
 def _wire_names(names: List[str]) -> List[Union[str, bytes]]:

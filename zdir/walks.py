@@ -6,7 +6,8 @@ the walk it started, instead of starting another). Worker threads run walks and 
 back encoded chunk frames; they own no socket but the one that says "done" to the
 node's loop. The loop decides everything else: which walk runs next (fairly, peer by
 peer), when a request stops waiting for its walk (its deadline), and when a walk
-nobody waits for any more is cancelled.
+nobody waits for any more is cancelled. One peer's walks never hold every worker
+(``PEER_RESERVE``), so a flood from one client leaves room for the others.
 
 A walk can hang inside the kernel (a dead NFS server, a FUSE daemon that never
 answers) where no flag reaches it. So that such walks cannot take every worker:
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 
 SLOW_WALK = 1.0  # seconds after which a running walk counts against its directory's share
 MAX_THREADS_FACTOR = 4  # worker threads at most, stuck ones included, per configured worker
+PEER_RESERVE = 1  # workers that one peer's walks leave free for everyone else's
 # The lister's options that a request sets; the rest are this node's limits.
 ASKED_BY_CLIENT = ("all", "stat", "recursive", "max_depth", "glob", "exclude")
 
@@ -44,7 +46,7 @@ class Walk:
     """One listing of this node's root, shared by every request that asks for it."""
 
     __slots__ = ("key", "request", "peer", "top", "token", "frames", "counted", "status",
-                 "started", "finished", "cancelled", "waiters")
+                 "started", "finished", "cancelled", "waiters", "listing")
 
     def __init__(self, key: tuple, request: protocol.Request, peer: bytes, token: bytes) -> None:
         self.key = key
@@ -59,16 +61,28 @@ class Walk:
         self.finished = False
         self.cancelled = False
         self.waiters = 0  # requests still waiting for it
+        self.listing: Optional[DirListing] = None  # set by the worker once it is open
 
     def snapshot(self, name: str, waited: float) -> Tuple[SourceStatus, List[bytes]]:
-        """What the walk has so far, as a partial source: for a request at its deadline."""
+        """What the walk has so far, as a partial source: for a request at its deadline.
+
+        That includes the entries gathered for the next chunk, which a walk stuck in a
+        hung directory may never send: without them, a walk that found a few hundred
+        entries before it stuck would answer none.
+        """
+        listing = self.listing
+        taken, gathered = listing.gathered() if listing is not None else (0, None)
         frames = self.frames[:]  # a list copy is atomic: the worker may be appending
+        entries = self.counted
+        if gathered is not None and taken == len(frames):  # else a chunk is on its way
+            frames.append(protocol.encode_chunk(name, gathered))
+            entries += len(gathered.names)
         if self.started is None:
             why = "no worker was free before the deadline (the node is busy)"
         else:
             why = "the listing was still running at the deadline (a slow or hung file system?)"
         status = SourceStatus(name, True, error=error_dict(ErrorCode.TIMEOUT, why),
-                              entries=self.counted, truncated=True,
+                              entries=entries, truncated=True,
                               elapsed_ms=round(waited * 1000.0, 3))
         return status, frames
 
@@ -110,6 +124,11 @@ class Workers:
     def queued(self) -> int:
         return sum(map(len, self._queued.values()))
 
+    @property
+    def idle(self) -> int:
+        """Threads free to start a walk now."""
+        return self._idle
+
     def queued_for(self, peer: bytes) -> int:
         return len(self._queued.get(peer, ()))
 
@@ -121,18 +140,27 @@ class Workers:
         self._queued.setdefault(walk.peer, collections.deque()).append(walk)
 
     def dispatch(self, now: float) -> None:
-        """Start queued walks while threads are free: one peer at a time, round robin."""
+        """Start queued walks while threads are free: one peer at a time, round robin.
+
+        One peer's walks hold every worker but ``PEER_RESERVE``: a flood of long walks
+        from one client, started before anyone else asked, would otherwise keep every
+        worker until its deadlines.
+        """
         slow: Dict[str, int] = collections.Counter(
             w.top for w in self.running.values() if now - (w.started or now) >= SLOW_WALK)
+        by_peer: Dict[bytes, int] = collections.Counter(
+            w.peer for w in self.running.values() if not w.cancelled)
         share = max(1, self.workers // 2)
+        peer_share = max(1, self.workers - PEER_RESERVE)
         while self._idle > 0 and self._queued:
-            walk = self._next_walk(lambda w: slow[w.top] < share)
+            walk = self._next_walk(lambda w: slow[w.top] < share and by_peer[w.peer] < peer_share)
             if walk is None:
                 return
             if walk.cancelled:  # every request gave up while it was queued
                 self.by_key.pop(walk.key, None)
                 continue
             walk.started = now
+            by_peer[walk.peer] += 1
             self.running[walk.token] = walk
             with self._lock:
                 self._idle -= 1
@@ -160,6 +188,8 @@ class Workers:
     def abandon(self, walk: Walk) -> None:
         """Nobody waits for ``walk`` any more: stop it, and stand in for its thread."""
         walk.cancelled = True
+        if walk.listing is not None:
+            walk.listing.cancel()
         if self.by_key.get(walk.key) is walk:
             del self.by_key[walk.key]
         if walk.token in self.running and not walk.finished:
@@ -221,7 +251,9 @@ class Workers:
             return protocol.encode_chunk(name, chunk)
 
         try:
-            listing = DirListing(self.root, walk.request.path, options)
+            listing = walk.listing = DirListing(self.root, walk.request.path, options)
+            if walk.cancelled:  # abandoned while it was being opened
+                listing.cancel()
             frames = self.cache.frames(listing, encode)
             try:
                 for frame in frames:
