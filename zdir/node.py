@@ -288,7 +288,10 @@ class Node:
         walk = workers.find(key)
         if walk is None:
             fair_share = max(1, self.cfg.max_pending // 4)
-            if workers.queued >= self.cfg.max_pending or workers.queued_for(peer) >= fair_share:
+            # Walks a free worker starts at once do not wait: only the others count
+            # against --max-pending (with 0, busy as soon as every worker is taken).
+            waiting = workers.queued - workers.idle
+            if waiting >= self.cfg.max_pending or workers.queued_for(peer) >= fair_share:
                 return False
             walk = Walk(key, request, peer, os.urandom(8))
             workers.enqueue(walk)
