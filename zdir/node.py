@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 POLL_INTERVAL_MS = 100  # how often the loop looks at the stop flag
 SHUTDOWN_GRACE = 1.0  # seconds the worker threads get to close their sockets on stop
 RECEIVE_BATCH = 256  # requests read per wake-up before the loop looks at its other sockets
+CLIENT_DESCRIPTORS = 1024  # file descriptors kept for client connections, at the least
 
 
 class NodeConfig(NamedTuple):
@@ -50,7 +51,8 @@ class NodeConfig(NamedTuple):
     name: str
     root: str
     bind: str
-    upstreams: Tuple[str, ...] = ()
+    upstreams: Tuple[config.Upstream, ...] = ()  # from --upstream
+    upstreams_file: Optional[str] = None  # more of them, read at start and on SIGHUP
     workers: int = config.WORKERS
     upstream_timeout: float = config.UPSTREAM_TIMEOUT
     upstream_retries: int = config.UPSTREAM_RETRIES
@@ -99,9 +101,9 @@ class Node:
         self.node_id = f"{cfg.name}-{uuid.uuid4().hex[:12]}"
         self.started = time.monotonic()
         self.stopping = threading.Event()
+        self._reload = False  # set by SIGHUP's handler, acted on by the loop
         self.context = zmq.Context()
         self.context.setsockopt(zmq.LINGER, 0)
-        self.context.set(zmq.MAX_SOCKETS, _sockets_needed(cfg))
         self.frontend: Optional[zmq.Socket] = None
         self.endpoint = ""
         self.cache = ListingCache(cfg.cache_bytes, cfg.stat_ttl)
@@ -117,6 +119,10 @@ class Node:
 
     def bind(self) -> str:
         """Bind the front end, connect the upstreams, start the workers; the real endpoint."""
+        upstreams = self._wanted_upstreams()  # a bad upstreams file stops the start
+        # Sockets are counted when the context starts: room for the upstreams and
+        # as many again, for a reload that adds some.
+        self.context.set(zmq.MAX_SOCKETS, max(1024, 2 * sockets_needed(self.cfg, len(upstreams))))
         frontend = self.context.socket(zmq.ROUTER)
         reliable.tune(frontend)
         frontend.setsockopt(zmq.MAXMSGSIZE, self.cfg.max_request_bytes)
@@ -131,11 +137,8 @@ class Node:
             raise UsageError(f"cannot bind {self.cfg.bind}: {exc}") from exc
         self.frontend = frontend
         self.endpoint = frontend.getsockopt_string(zmq.LAST_ENDPOINT)
-        for endpoint in self.cfg.upstreams:
-            link = Link(self.context, endpoint, setup=self.cfg.upstream_setup,
-                        max_reply_bytes=self.cfg.max_reply_bytes)
-            self.links.append(link)
-            self.exchange.add(link)
+        for upstream in upstreams:
+            self.links.append(self._link(upstream))
         done_address = f"inproc://{self.node_id}-done"
         self._done = self.context.socket(zmq.PULL)
         self._done.bind(done_address)
@@ -146,6 +149,50 @@ class Node:
 
     def stop(self) -> None:
         self.stopping.set()
+
+    def reload(self) -> None:
+        """Re-read the upstreams file soon (from a signal handler: the loop does the work)."""
+        self._reload = True
+
+    def _wanted_upstreams(self) -> List[config.Upstream]:
+        wanted = list(self.cfg.upstreams)
+        if self.cfg.upstreams_file:
+            known = {u.endpoint for u in wanted}
+            wanted += [u for u in config.read_upstreams(self.cfg.upstreams_file)
+                       if u.endpoint not in known]
+        return wanted
+
+    def _link(self, upstream: config.Upstream) -> Link:
+        link = Link(self.context, upstream.endpoint, name=upstream.name,
+                    setup=self.cfg.upstream_setup, max_reply_bytes=self.cfg.max_reply_bytes)
+        self.exchange.add(link)
+        return link
+
+    def _reload_upstreams(self) -> None:
+        """SIGHUP: the upstreams file again. Requests in flight to upstreams kept go on."""
+        self._reload = False
+        if not self.cfg.upstreams_file:
+            log.info("SIGHUP: nothing to re-read (no --upstreams-file)")
+            return
+        try:
+            wanted = self._wanted_upstreams()
+        except UsageError as exc:
+            log.error("SIGHUP: %s; keeping the %d upstreams in use", exc, len(self.links))
+            return
+        current = {link.endpoint: link for link in self.links}
+        links = []
+        for upstream in wanted:
+            link = current.pop(upstream.endpoint, None)
+            if link is None:
+                link = self._link(upstream)
+            elif upstream.name:
+                link.name = upstream.name
+            links.append(link)
+        for gone in current.values():
+            self._calls_done(self.exchange.remove(gone))
+        added = len(links) - (len(self.links) - len(current))
+        self.links = links
+        log.info("SIGHUP: %d upstreams (%d added, %d removed)", len(links), added, len(current))
 
     def _shutdown(self) -> None:
         for sock in (self.frontend, self._done):
@@ -175,6 +222,8 @@ class Node:
         try:
             poller, owners, version = self._poller()
             while not self.stopping.is_set():
+                if self._reload:
+                    self._reload_upstreams()
                 if version != self.exchange.version:
                     poller, owners, version = self._poller()
                 for sock, _ in poller.poll(self._poll_timeout()):
@@ -379,6 +428,8 @@ class Node:
     def _reply(self, pending: Pending) -> None:
         request = pending.request
         own, frames = pending.own  # type: ignore[misc]
+        if self.links:
+            own = own._replace(upstreams=len(self.links))
         sources = [own]
         chunks: List[object] = list(frames)
         for call in pending.calls:
@@ -397,7 +448,8 @@ class Node:
 
         def failed(code: str, message: str) -> Tuple[List[SourceStatus], List[object]]:
             status = SourceStatus(link.name, False, link.endpoint, error_dict(code, message),
-                                  elapsed_ms=elapsed)
+                                  elapsed_ms=elapsed, via=self.cfg.name,
+                                  behind=link.behind if link.behind > 1 else None)
             return [status], []
 
         if call.error is not None:
@@ -408,9 +460,8 @@ class Node:
             error = header.error or error_dict(ErrorCode.BAD_REPLY, "the reply names no source")
             return failed(error["code"], f"{link.endpoint}: {error['message']}")
         first = header.sources[0]
-        link.name = first.name
-        if first.endpoint is None:
-            first = first._replace(endpoint=link.endpoint)
+        link.name, link.behind = first.name, len(header.sources)
+        first = first._replace(endpoint=first.endpoint or link.endpoint, via=self.cfg.name)
         return [first, *header.sources[1:]], list(call.chunks)
 
     def _send(self, envelope: list, reply: List[object]) -> None:
@@ -447,6 +498,12 @@ def _delimiter_index(frames: List[bytes]) -> Optional[int]:
     return None
 
 
-def _sockets_needed(cfg: NodeConfig) -> int:
-    """ZeroMQ sockets the configuration opens: a link and its monitor take three each."""
-    return max(1024, 3 * len(cfg.upstreams) + cfg.workers * MAX_THREADS_FACTOR + 64)
+def sockets_needed(cfg: NodeConfig, upstreams: int) -> int:
+    """ZeroMQ sockets a node opens: three per upstream (a link and its monitor pair), one
+    per worker thread, and a few of its own."""
+    return 3 * upstreams + cfg.workers * MAX_THREADS_FACTOR + 16
+
+
+def descriptors_needed(cfg: NodeConfig, upstreams: int) -> int:
+    """File descriptors: a mailbox per socket, a connection per upstream, room for clients."""
+    return sockets_needed(cfg, upstreams) + upstreams + CLIENT_DESCRIPTORS

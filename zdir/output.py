@@ -376,8 +376,15 @@ def source_problems(sources: Sequence[SourceStatus]) -> List[str]:
         what = s.error["message"]
         where = f" ({s.endpoint})" if s.endpoint and s.endpoint not in what else ""
         verdict = "failed" if s.failed else "refused"
-        lines.append(f"source {s.name}{where} {verdict}: {s.code}: {what}")
+        lines.append(f"source {s.name}{where} {verdict}: {s.code}: {what}{_unheard(s)}")
     return lines
+
+
+def _unheard(source: SourceStatus) -> str:
+    """A failed relay hides the sources behind it: say how many there were last time."""
+    if not source.failed or not source.behind or source.behind < 2:
+        return ""
+    return f" ({source.behind - 1} sources behind it unheard)"
 
 
 def _fleet_problems(sources: Sequence[SourceStatus]) -> List[str]:
@@ -388,7 +395,9 @@ def _fleet_problems(sources: Sequence[SourceStatus]) -> List[str]:
     refused = [s for s in sources if not s.failed and s.error and s.code != "not_found"]
     if not failed and not refused:
         return []
-    clauses = [f"{len(sources) - len(failed)} of {len(sources)} sources answered"]
+    # A failed relay counts once in ``sources``; the manifest says who stood behind it.
+    unheard = sum(s.behind - 1 for s in failed if s.behind)
+    clauses = [f"{len(sources) - len(failed)} of {len(sources) + unheard} sources answered"]
     for verdict, group in (("failed", failed), ("refused", refused)):
         if len(group) > HANDFUL:
             by_code: "dict[str, List[str]]" = {}  # codes in order of first appearance
@@ -399,4 +408,6 @@ def _fleet_problems(sources: Sequence[SourceStatus]) -> List[str]:
             named = [f"{s.name} ({s.code or 'truncated'})" for s in group]
         if named:
             clauses.append(f"{verdict}: {', '.join(named)}")
+    if unheard:
+        clauses.append(f"{unheard} sources behind failed relays unheard")
     return ["; ".join(clauses)]

@@ -101,6 +101,11 @@ class SourceStatus(NamedTuple):
     version: Optional[str] = None
     uptime_s: Optional[float] = None
     node_id: Optional[str] = None  # ping only: the id a relay puts in a request's trail
+    # The manifest: who asked this source, how many upstreams a relay asked, and how
+    # many sources stood behind a failed upstream when it last answered.
+    via: Optional[str] = None
+    upstreams: Optional[int] = None
+    behind: Optional[int] = None
 
     @property
     def code(self) -> Optional[str]:
@@ -286,9 +291,12 @@ def encode_header(header: ReplyHeader) -> bytes:
     return pack(wire)
 
 
+_OPTIONAL_SOURCE_KEYS = ("version", "uptime_s", "node_id", "via", "upstreams", "behind")
+
+
 def _source_to_wire(source: SourceStatus) -> dict:
     wire = source._asdict()
-    for key in ("version", "uptime_s", "node_id"):
+    for key in _OPTIONAL_SOURCE_KEYS:
         if wire[key] is None:
             del wire[key]
     return wire
@@ -344,6 +352,9 @@ def _source_from_wire(wire: Any) -> SourceStatus:
     if not (isinstance(source.endpoint, (str, type(None)))
             and isinstance(source.version, (str, type(None)))
             and isinstance(source.node_id, (str, type(None)))
+            and isinstance(source.via, (str, type(None)))
+            and type(source.upstreams) in (int, type(None))
+            and type(source.behind) in (int, type(None))
             and type(source.elapsed_ms) in _NUMBER
             and type(source.uptime_s) in _NUMBER | {type(None)}):
         raise TypeError("a source's 'endpoint' and 'version' are strings, times are numbers")

@@ -154,11 +154,12 @@ class Call:
 class Link:
     """One connection to one peer (a DEALER speaking REQ's envelope) and its calls."""
 
-    def __init__(self, context: zmq.Context, endpoint: str, *,
+    def __init__(self, context: zmq.Context, endpoint: str, *, name: Optional[str] = None,
                  setup: Optional[SocketSetup] = None, max_reply_bytes: int) -> None:
         self.context = context
         self.endpoint = endpoint
-        self.name = endpoint  # replaced by the peer's own name once it has answered
+        self.name = name or endpoint  # replaced by the peer's own name once it has answered
+        self.behind = 0  # sources in the peer's last reply: itself and all behind it
         self.setup = setup
         self.curve = setup is not None
         self.max_reply_bytes = max_reply_bytes

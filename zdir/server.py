@@ -11,7 +11,7 @@ from typing import NamedTuple, Optional, Sequence, Tuple
 from . import config
 from .errors import UsageError, ZdirError, exit_code
 from .lister import DEFAULT_CHUNK_ENTRIES, DEFAULT_MAX_DEPTH, DEFAULT_MAX_ENTRIES
-from .node import Node, NodeConfig
+from .node import Node, NodeConfig, descriptors_needed
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,9 @@ def server_flags(preset: Preset) -> config.Flags:
               help="this source's name, as users see it")
     flags.add("--upstream", default=list(preset.upstreams), type=config.endpoint, many=True,
               metavar="ENDPOINT", help="a node to ask too; repeat for several")
+    flags.add("--upstreams-file", metavar="FILE",
+              help="more upstreams, one 'ENDPOINT [NAME]' per line, # comments (docs/fleet.md); "
+                   "re-read on SIGHUP; with it, the default --upstream is not used")
     flags.add("--workers", default=config.WORKERS, type=config.positive_int, metavar="N",
               help="requests served at once")
     flags.add("--upstream-timeout", "--timeout", default=config.UPSTREAM_TIMEOUT,
@@ -101,10 +104,13 @@ def node_config(args, preset: Preset) -> NodeConfig:
         curve_server, upstream_setup = keys.node_security(
             args.curve_secret, args.curve_allow, args.upstream_server_key
         )
+    listed = list(args.upstream)
+    if args.upstreams_file and listed == list(preset.upstreams):
+        listed = []  # the preset's upstream is a default, not the user's choice
     same_names = {f: getattr(args, f) for f in NodeConfig._fields if hasattr(args, f)}
     return NodeConfig(
         **{**same_names, "root": root},
-        upstreams=tuple(args.upstream),
+        upstreams=tuple(config.Upstream(endpoint) for endpoint in listed),
         cache_bytes=args.cache_mb << 20,
         curve_server=curve_server,
         upstream_setup=upstream_setup,
@@ -122,20 +128,49 @@ def main(argv: Optional[Sequence[str]], preset: Preset) -> int:
         cfg = node_config(args, preset)
         node = Node(cfg)
         endpoint = node.bind()
+        raise_descriptor_limit(descriptors_needed(cfg, len(node.links)))
     except ZdirError as exc:
         print(f"{preset.name}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return exit_code(exc)
-    _warn_if_exposed(cfg)
+    _warn_if_exposed(cfg, [link.endpoint for link in node.links])
     for signum in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGBREAK", None)):
         if signum is not None:
             signal.signal(signum, lambda *_: node.stop())
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, lambda *_: node.reload())
     print(f"{cfg.name} listening on {endpoint} root={cfg.root}", flush=True)
     node.serve()
     log.info("stopped")
     return 0
 
 
-def _warn_if_exposed(cfg: NodeConfig) -> None:
+def raise_descriptor_limit(needed: int) -> None:
+    """Raise the soft RLIMIT_NOFILE to the hard limit; refuse to run when even that is short.
+
+    Every upstream costs a few descriptors and every client connection one: running
+    out while serving locks new clients out, so it is checked once, here.
+    """
+    try:
+        import resource
+    except ImportError:  # Windows: no such limit
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, needed, 1 << 16)
+    if soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+        except (ValueError, OSError):  # macOS caps it below RLIM_INFINITY
+            pass
+    if soft < needed:
+        raise UsageError(
+            f"this configuration needs about {needed} file descriptors, but the limit is "
+            f"{soft} (ulimit -n; hard limit {hard}): raise it, e.g. LimitNOFILE= in the "
+            "systemd unit")
+    log.debug("file descriptor limit %d (about %d needed)", soft, needed)
+
+
+def _warn_if_exposed(cfg: NodeConfig, upstreams: Sequence[str]) -> None:
     """Plaintext is the default only because loopback never leaves the host: say so otherwise."""
     if cfg.curve_server is None and _off_host(cfg.bind):
         log.warning(
@@ -143,7 +178,7 @@ def _warn_if_exposed(cfg: NodeConfig) -> None:
             "(see docs/security.md)", cfg.bind, cfg.root,
         )
     if cfg.upstream_setup is None:
-        for upstream in filter(_off_host, cfg.upstreams):
+        for upstream in filter(_off_host, upstreams):
             log.warning(
                 "asking %s without CURVE: listings cross the network in clear text "
                 "(--upstream-server-key; see docs/security.md)", upstream,

@@ -15,17 +15,7 @@ from zdir.nodeset import expand
 TREE = Path(__file__).resolve().parents[2] / "examples" / "fleet" / "tree.py"
 
 
-def _node_has_upstreams_file() -> bool:
-    help_text = subprocess.run([sys.executable, "-m", "zdir.server_a", "--help"],
-                               capture_output=True, text=True, env=clean_env(), timeout=30).stdout
-    return "--upstreams-file" in help_text
-
-
-pytestmark = [
-    pytest.mark.timeout(120),
-    pytest.mark.xfail(not _node_has_upstreams_file(), strict=False,
-                      reason="needs --upstreams-file in the node"),
-]
+pytestmark = pytest.mark.timeout(120)
 
 
 def run_tree(*args: str) -> subprocess.CompletedProcess:

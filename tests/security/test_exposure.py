@@ -15,10 +15,10 @@ pytestmark = pytest.mark.timeout(30)
 CURVE = keys.CurveServer(keys.KeyPair(b"", b""))  # only its presence matters here
 
 
-def warnings_for(caplog, **fields) -> list:
+def warnings_for(caplog, upstreams=(), **fields) -> list:
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="zdir.node"):
-        _warn_if_exposed(NodeConfig(name="n", root="/srv/files", **fields))
+        _warn_if_exposed(NodeConfig(name="n", root="/srv/files", **fields), upstreams)
     return [r.getMessage() for r in caplog.records]
 
 
