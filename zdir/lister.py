@@ -20,10 +20,12 @@ sources can be merged as they stream (a k-way merge on ``order_key``):
   directory's subtree right after the directory's own entry: ``a``, ``a/x``,
   ``a/y``, ``a-b``, ``b`` ("a/x" comes before "a-b" because "a" < "a-b").
 
-To sort, the walk holds the names of each directory on its current path (at most
-about twice the entry limit of any one of them), never the whole tree, and one
-descriptor per level. It is a loop over an explicit stack: no depth limit comes
-from Python's recursion limit.
+To sort, the walk reads each directory on its current path whole, never the whole
+tree, and holds one descriptor per level. A directory of up to
+``namesort.RUN_ENTRIES`` names is sorted as a list; a bigger one in sorted runs
+packed as bytes and merged as it is listed (``namesort``): about the names' own
+size in memory, and never more than about twice the entry limit of them. It is a
+loop over an explicit stack: no depth limit comes from Python's recursion limit.
 """
 
 from __future__ import annotations
@@ -37,8 +39,10 @@ import re
 import stat as stat_module
 import sys
 import threading
-from typing import Generator, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import (Dict, Generator, Iterator, List, NamedTuple, Optional, Sequence, Tuple,
+                    Union)
 
+from . import namesort
 from .errors import ListingError
 from .protocol import MAX_PATH_BYTES, Chunk, ErrorCode, Name, name_from_wire, name_to_wire
 
@@ -341,11 +345,12 @@ class DirListing:
         options = self.options
         with_stat, patterns, limit = options.stat, options.glob, options.max_entries
         chunk_entries = options.chunk_entries
-        handle, prefix, rows, descend = frame.handle, frame.prefix, frame.rows, frame.descend
+        handle, prefix, descend, infos = frame.handle, frame.prefix, frame.descend, frame.infos
         by_fd = isinstance(handle, int)
-        for index in range(frame.next, len(rows)):
-            name, letter, info = rows[index]
+        for row in frame.rows:  # an iterator: a walk into a child resumes it after
+            name, letter = row[:-2], row[-1]  # namesort.row_name, inlined: once per entry
             if with_stat:
+                info = infos.get(name) if infos is not None else None
                 if info is None:
                     try:
                         if by_fd:
@@ -367,11 +372,9 @@ class DirListing:
                 if len(columns.names) >= chunk_entries:
                     yield columns.take()
             if descend and letter == "d":
-                frame.next = index + 1
                 child = self._child(frame, name, columns.count)
                 if child is not None:
                     return child
-        frame.next = len(rows)
         return None
 
     def cancel(self) -> None:
@@ -425,14 +428,19 @@ class DirListing:
 
         Kept: what will be listed, and what will be walked into. Hidden and excluded
         names are dropped at once, as are names a glob refuses that are not walked.
+        A big directory is held as packed sorted runs (``namesort.SortedRows``).
         """
         options = self.options
         descend = options.recursive and (options.max_depth is None or depth < options.max_depth)
         hidden, exclude, patterns = not options.all, options.exclude, options.glob
-        rows: List[_Row] = []
-        append = rows.append
         keep = options.max_entries - gathered + 1  # one more than fits: it says "truncated"
-        trim_at = 2 * keep + _TRIM_SLACK
+        listed = functools.partial(_row_matches, patterns=patterns) if patterns else None
+        sorter = namesort.SortedRows(keep, listed)
+        rows, check_at = sorter.rows, sorter.check_at
+        append = rows.append
+        # Windows gives an entry's stat with its name: kept for the stat columns while
+        # the directory is small; a big one is lstat-ed as it is listed, as on POSIX.
+        infos: Optional[Dict[str, os.stat_result]] = {} if ON_WINDOWS and options.stat else None
         try:
             with os.scandir(handle) as scan:
                 for entry in scan:
@@ -450,18 +458,22 @@ class DirListing:
                     if patterns and not (descend and letter == "d") \
                             and not _matches(name, patterns):
                         continue
-                    append((name, letter, info))
-                    if len(rows) >= trim_at:
-                        _trim(rows, keep, patterns)
+                    if infos is not None and info is not None:
+                        infos[name] = info
+                    append(name + "\0" + letter)  # namesort.row, inlined: once per entry
+                    if len(rows) >= check_at:
+                        sorter.settle()
+                        rows, check_at = sorter.rows, sorter.check_at
+                        append = rows.append
+                        infos = None
         except OSError as exc:
             if owned:
                 os.close(handle)  # type: ignore[arg-type]
             if not prefix:  # the requested directory itself
                 raise _refusal(exc) from None
             self._warn(prefix, exc)
-            return _Frame(handle, prefix, depth, descend, [], owned=False)
-        _trim(rows, keep, patterns)
-        return _Frame(handle, prefix, depth, descend, rows, owned)
+            return _Frame(handle, prefix, depth, descend, iter(()), None, owned=False)
+        return _Frame(handle, prefix, depth, descend, sorter.drain(), infos, owned)
 
     def _child(self, frame: "_Frame", name: str, gathered: int) -> Optional["_Frame"]:
         """The frame of a sub-directory to walk next; None when it cannot be (warned)."""
@@ -522,48 +534,25 @@ def _matches(name: str, patterns: Sequence[str]) -> bool:
 _LETTERS = {stat_module.S_IFREG: "f", stat_module.S_IFDIR: "d", stat_module.S_IFLNK: "l"}
 
 
-_Row = Tuple[str, str, Optional[os.stat_result]]  # name, type letter, stat (Windows only)
-_TRIM_SLACK = 4096
-
-
-def _trim(rows: List[_Row], keep: int, patterns: Sequence[str]) -> None:
-    """Sort rows by name, dropping those past the ``keep``-th that will be listed.
-
-    The walk stops at the entry limit, so a directory of ten million names held
-    for sorting costs at most about twice the limit, never the whole directory.
-    """
-    rows.sort(key=_by_name)
-    if len(rows) <= keep:
-        return
-    if not patterns:
-        del rows[keep:]
-        return
-    listed = 0
-    for index, row in enumerate(rows):
-        if _matches(row[0], patterns):
-            listed += 1
-            if listed == keep:
-                del rows[index + 1:]
-                return
-
-
-def _by_name(row: _Row) -> str:
-    return row[0]
+def _row_matches(row: str, patterns: Sequence[str]) -> bool:
+    """Whether a ``namesort`` row will be listed under a glob (counts toward the limit)."""
+    return _matches(namesort.row_name(row), patterns)
 
 
 class _Frame:
-    """One directory on the walk's stack: its sorted rows and how far they are listed."""
+    """One directory on the walk's stack: its rows in order, consumed as they are listed."""
 
-    __slots__ = ("handle", "prefix", "depth", "descend", "rows", "next", "owned")
+    __slots__ = ("handle", "prefix", "depth", "descend", "rows", "infos", "owned")
 
     def __init__(self, handle: Union[int, str], prefix: str, depth: int, descend: bool,
-                 rows: List[_Row], owned: bool) -> None:
+                 rows: Iterator[str], infos: Optional[Dict[str, os.stat_result]],
+                 owned: bool) -> None:
         self.handle = handle
         self.prefix = prefix
         self.depth = depth
         self.descend = descend
-        self.rows = rows
-        self.next = 0
+        self.rows = rows  # ``namesort`` rows, name + NUL + type letter
+        self.infos = infos  # Windows' free stat by name, for a small directory
         self.owned = owned  # a descriptor the walk opened, so closes
 
     def close(self) -> None:

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import make_tree
-from zdir import lister
+from zdir import lister, namesort
 from zdir.errors import ListingError
 from zdir.lister import DirListing, Options, split_path
 from zdir.protocol import name_from_wire
@@ -206,7 +206,7 @@ def test_a_walk_deeper_than_pythons_recursion_limit(tmp_path):
 
 
 def test_the_entry_limit_keeps_the_first_names_in_order(tmp_path, monkeypatch):
-    monkeypatch.setattr(lister, "_TRIM_SLACK", 0)  # trim while reading, as a huge directory does
+    monkeypatch.setattr(namesort, "TRIM_SLACK", 0)  # trim while reading, as a huge directory does
     make_tree(tmp_path, {f"n{i:03d}": "" for i in reversed(range(100))})
     names, listing = walked(tmp_path, max_entries=5)
     assert names == [f"n{i:03d}" for i in range(5)] and listing.truncated
@@ -344,3 +344,64 @@ def test_random_trees_come_in_component_order(tree, options):
     assert listing.entries == len(names) and listing.truncated == truncated
     assert all(len(c.names) == options["chunk_entries"] for c in chunks[:-1])
     assert all(0 < len(c.names) <= options["chunk_entries"] for c in chunks)
+
+
+# -- big directories: sorted in packed runs, merged as they are listed --------------------------
+
+wide_trees = st.recursive(
+    st.none(),
+    lambda children: st.dictionaries(st.sampled_from(NAMES + [f"n{i}" for i in range(10)]),
+                                     children, max_size=12),
+    max_leaves=30,
+).filter(lambda tree: isinstance(tree, dict))
+run_sizes = st.fixed_dictionaries({
+    "RUN_ENTRIES": st.integers(1, 5),
+    "BLOCK_ENTRIES": st.integers(1, 3),
+    "TRIM_SLACK": st.integers(0, 2),
+})
+
+
+def chunks_of(base, options):
+    listing = DirListing(os.path.realpath(base), "", Options(**options))
+    chunks = list(listing)
+    warning = listing.warning.code if listing.warning else None
+    return chunks, (listing.entries, listing.truncated, warning, listing.shared_inodes)
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(tree=wide_trees, options=listing_options, stat_columns=st.booleans(),
+       max_entries=st.integers(1, 40), sizes=run_sizes)
+def test_merged_runs_list_exactly_what_one_sort_lists(tree, options, stat_columns, max_entries,
+                                                      sizes):
+    options = dict(options, stat=stat_columns, max_entries=max_entries)
+    with tempfile.TemporaryDirectory() as base:
+        build(base, tree)
+        whole = chunks_of(base, options)  # every directory here fits in one run
+        with pytest.MonkeyPatch.context() as patch:
+            for name, value in sizes.items():
+                patch.setattr(namesort, name, value)
+            merged = chunks_of(base, options)
+    assert merged == whole
+    names = [name_from_wire(n) for chunk in merged[0] for n in chunk.names]
+    paths, _ = expected(tree, options)
+    assert names == sorted(paths, key=lister.order_key)[:max_entries]
+
+
+def test_windows_stat_is_kept_for_a_small_directory_only(tmp_path, monkeypatch):
+    """Windows gives each entry's stat with its name: a small directory lists with it, no
+    further call; a big one (packed runs) lstats each entry as it lists it, and the same."""
+    monkeypatch.setattr(lister, "USE_DIR_FD", False)  # as on Windows
+    monkeypatch.setattr(lister, "ON_WINDOWS", True)
+    make_tree(tmp_path, {f"n{i:02d}": "x" * i for i in reversed(range(20))})
+    root = str(tmp_path.resolve())
+    spy = StatSpy(monkeypatch)
+    small = list(DirListing(root, "", Options(chunk_entries=7)))
+    lstats = [call for call in spy.calls if call[0] == "lstat"]
+    assert lstats == [] and len([c for c in spy.calls if c[0] == "entry.stat"]) == 20
+    monkeypatch.setattr(namesort, "RUN_ENTRIES", 6)
+    spy.calls.clear()
+    big = list(DirListing(root, "", Options(chunk_entries=7)))
+    assert len([call for call in spy.calls if call[0] == "lstat"]) == 20
+    assert big == small and sum(len(c.names) for c in big) == 20
+    assert big[0].sizes[:3] == [0, 1, 2]
