@@ -215,19 +215,18 @@ COLOR_WHEN = ("auto", "always", "never")
 
 
 def client_flags() -> config.Flags:
-    prog = "python -m zdir.client"
     flags = config.Flags(
-        prog,
+        "python -m zdir.client",
         "List a directory across zdir servers: the server's own root merged with its upstreams'.",
         epilog=(
             "examples:\n"
-            f"  {prog}                          # the merged root, one name per line\n"
-            f"  {prog} -lh docs                 # long format, sizes like 1.5K, with each source\n"
-            f"  {prog} -R --glob 'report*.pdf'  # find a file on every host\n"
-            f"  {prog} --compare -R docs        # where each name is; which copies differ\n"
-            f"  {prog} --json | jq '.entries[].name'\n"
-            f"  {prog} -R --ndjson | jq -r 'select(.size > 1e9) | .name'\n"
-            f"  {prog} --server tcp://hosta:5555 --ping\n"
+            "  %(prog)s                          # the merged root, one name per line\n"
+            "  %(prog)s -lh docs                 # long format, sizes like 1.5K, with each source\n"
+            "  %(prog)s -R --glob 'report*.pdf'  # find a file on every host\n"
+            "  %(prog)s --compare -R docs        # where each name is; which copies differ\n"
+            "  %(prog)s --json | jq '.entries[].name'\n"
+            "  %(prog)s -R --ndjson | jq -r 'select(.size > 1e9) | .name'\n"
+            "  %(prog)s --server tcp://hosta:5555 --ping\n"
             "\nexit status: 0 complete, 1 refused (bad path, not found anywhere),"
             " 2 usage,\n3 partial (a source failed; stderr names it), 4 server unreachable."
             "\nThe shapes of --json, --ndjson and --compare are in docs/output.md."
@@ -263,14 +262,16 @@ def client_flags() -> config.Flags:
     flags.add("--time-style", default="locale", choices=output.TIME_STYLES, metavar="STYLE",
               help="with -l: locale (Mar 30 23:45), iso (03-30 23:45), long-iso "
                    "(2024-03-30 23:45) or full-iso (2024-03-30 23:45:07.123456000 +0000)")
-    flags.switch("-1", help="one name per line (the default; accepted for ls habits)")
+    flags.switch("-1", help="one bare name per line, each name once, without the sources "
+                            "that have it (for scripts)")
     flags.switch("-F", "--classify",
                  help="append / to directories, @ to symlinks, | to fifos, = to sockets, "
                       "* to executables")
     flags.add("--color", "--colour", default="auto", choices=COLOR_WHEN, nargs="?",
               const="always", metavar="WHEN",
-              help="colour names by type as ls does (LS_COLORS keys di ln ex pi so bd cd); "
-                   "auto: only when stdout is a terminal and NO_COLOR is unset")
+              help="colour names by type as ls does (LS_COLORS keys di ln ex pi so bd cd). "
+                   "As in GNU ls, WHEN comes only after '=' (--color=never); --color alone "
+                   "is always; auto: only when stdout is a terminal and NO_COLOR is unset")
     flags.add("--sort", choices=SORT_KEYS, env=False, metavar="WORD",
               help="name (code points; the default), size (largest first), time (newest "
                    "first), source, or none (as they arrive; the default for --ndjson)")
@@ -299,12 +300,29 @@ def client_flags() -> config.Flags:
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     """The flags, with the combinations that cannot mean anything turned down."""
-    args = client_flags().parse(argv)
+    args = client_flags().parse(argv, rewrite=_color_value_after_equals_only)
     if args.json and args.ndjson:
         raise UsageError("--json or --ndjson: choose one")
     if args.compare and args.sort not in (None, "name"):
         raise UsageError(f"--compare shows names in order; --sort {args.sort} is for listings")
     return args
+
+
+def _color_value_after_equals_only(argv: Sequence[str]) -> List[str]:
+    """``--color`` alone means always, and a value comes only after '=', as in GNU ls.
+
+    argparse would take the next word as the value, so ``--color docs`` would
+    swallow the PATH. Abbreviations (``--col``) and ``--colour`` are treated alike;
+    nothing after ``--`` is touched.
+    """
+    out: List[str] = []
+    for index, arg in enumerate(argv):
+        if arg == "--":
+            return out + list(argv[index:])
+        if len(arg) >= len("--col") and ("--color".startswith(arg) or "--colour".startswith(arg)):
+            arg = "--color=always"
+        out.append(arg)
+    return out
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -385,7 +403,7 @@ def _render(args: argparse.Namespace, records: Iterable[Any],
     elif args.l:
         output.write_long(records, out, style)
     else:
-        output.write_plain(records, out, style)
+        output.write_plain(records, out, style, sources, where=not getattr(args, "1"))
 
 
 def _ping(client: Client, args: argparse.Namespace) -> Tuple[Tuple[SourceStatus, ...], Writer]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any, Callable, List, Mapping, NamedTuple, Optional, Sequence
+from typing import Any, Callable, List, Mapping, NamedTuple, NoReturn, Optional, Sequence
 
 from . import __version__
 from .errors import UsageError
@@ -52,6 +52,13 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
     def __init__(self, prog: str) -> None:
         super().__init__(prog, width=_terminal_width() - 2)  # argparse's own margin
 
+    def _format_action_invocation(self, action: argparse.Action) -> str:
+        """An optional value reads ``--color[=WHEN]``: zdir takes it only after '=', as GNU ls."""
+        if action.option_strings and action.nargs == argparse.OPTIONAL:
+            metavar = action.metavar or action.dest.upper()
+            return ", ".join(f"{option}[={metavar}]" for option in action.option_strings)
+        return super()._format_action_invocation(action)
+
 
 def _terminal_width() -> int:
     """What ``shutil.get_terminal_size`` says: $COLUMNS, else stdout's terminal, else 80."""
@@ -64,14 +71,62 @@ def _terminal_width() -> int:
     return columns or 80
 
 
+def command_name(module_form: str, argv0: Optional[str] = None) -> str:
+    """The name the user typed to run this command, for --help, --version and usage errors.
+
+    An installed script is named as typed (``zdir``, ``zdir-server-a``, without
+    its directory or Windows' ``.exe``); ``python -m zdir.client``, whose argv[0]
+    is the module's file, is shown as ``module_form``.
+    """
+    argv0 = sys.argv[0] if argv0 is None else argv0
+    base = os.path.basename(argv0 or "")
+    stem, extension = os.path.splitext(base)
+    if not stem or extension.lower() in (".py", ".pyc", ".pyz") or base in ("-c", "-m"):
+        return module_form
+    return stem if extension.lower() == ".exe" else base
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, except that a bad flag raises instead of printing its whole usage and exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _BadFlag(message)
+
+    def _get_value(self, action: argparse.Action, arg_string: str) -> Any:
+        """argparse's conversion, but a type's own ValueError message is kept as the reason.
+
+        argparse says ``invalid http_bind value: 'x'`` and drops the text that says
+        what was expected; the one-line usage no longer lists it either.
+        """
+        try:
+            return super()._get_value(action, arg_string)
+        except argparse.ArgumentError as exc:
+            cause = exc.__context__
+            if type(cause) is not ValueError or not str(cause):
+                raise
+            reason = str(cause)
+            if reason.startswith(("invalid literal for int()", "could not convert string to")):
+                reason = f"{arg_string!r} is not a number"
+            raise argparse.ArgumentError(action, reason) from None
+
+
+class _BadFlag(Exception):
+    """argparse's reason for refusing a command line, on its way to becoming a UsageError."""
+
+
 class Flags:
-    """An argparse parser whose flags also read ZDIR_* variables (the flag wins)."""
+    """An argparse parser whose flags also read ZDIR_* variables (the flag wins).
+
+    ``prog`` is the ``python -m`` form of the command; when the command line is
+    the process's own (``parse(None)``), the name the user typed replaces it.
+    Descriptions and epilogs say ``%(prog)s`` for it (and ``%%`` for ``%``).
+    """
 
     def __init__(self, prog: str, description: str, epilog: str = "",
                  environ: Optional[Mapping[str, str]] = None) -> None:
         self.environ = os.environ if environ is None else environ
         self._many_defaults: dict = {}  # repeatable flags: argparse would append to a default
-        self.parser = argparse.ArgumentParser(
+        self.parser = _Parser(
             prog=prog,
             description=description,
             epilog=epilog,
@@ -111,18 +166,40 @@ class Flags:
         else:
             self.parser.add_argument(*names, default=default, type=type, help=text, **kwargs)
 
+    def short_usage(self) -> str:
+        """``%(prog)s [flags] ARGS``: the arguments alone, as GNU's ``ls [OPTION]... [FILE]...``."""
+        words = ["%(prog)s", "[flags]"]
+        for action in self.parser._actions:
+            if not action.option_strings:  # a positional argument
+                metavar = action.metavar or action.dest.upper()
+                words.append(f"[{metavar}]" if action.nargs == "?" else str(metavar))
+        return " ".join(words)
+
     def switch(self, *names: str, help: str) -> None:
         """A boolean flag (no environment variable: they change one run, not a deployment)."""
         self.parser.add_argument(*names, action="store_true", help=help)
 
-    def parse(self, argv: Optional[Sequence[str]]) -> argparse.Namespace:
-        """Parse; argparse's own exit on a bad flag becomes UsageError (exit 2)."""
+    def parse(self, argv: Optional[Sequence[str]],
+              rewrite: Optional[Callable[[Sequence[str]], List[str]]] = None
+              ) -> argparse.Namespace:
+        """Parse; a bad flag is a UsageError (exit 2) whose message is argparse's reason.
+
+        The one-line usage goes to stderr first (as argparse prints its own), so
+        that the reason, which the command prints as it prints every error, comes
+        last: ``usage: zdir [flags] [PATH]   (zdir --help lists every flag)``, then
+        ``zdir: argument --timeout: ...``. ``rewrite`` may adjust the words first.
+        """
+        if argv is None:
+            self.parser.prog = command_name(self.parser.prog)
+        self.parser.usage = self.short_usage()
+        if rewrite is not None:
+            argv = rewrite(sys.argv[1:] if argv is None else argv)
         try:
             args = self.parser.parse_args(argv)
-        except SystemExit as exc:
-            if exc.code in (0, None):
-                raise
-            raise UsageError("see --help") from None
+        except _BadFlag as exc:
+            usage = self.parser.usage % {"prog": self.parser.prog}
+            sys.stderr.write(f"usage: {usage}   ({self.parser.prog} --help lists every flag)\n")
+            raise UsageError(str(exc)) from None
         for dest, default in self._many_defaults.items():
             if getattr(args, dest) is None:
                 setattr(args, dest, default)

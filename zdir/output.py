@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import stat as stat_module
 import time
-from typing import (IO, TYPE_CHECKING, Any, Callable, Iterable, List, Mapping, NamedTuple,
+from typing import (IO, TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, NamedTuple,
                     Optional, Sequence)
 
 from .entries import Entries
@@ -160,8 +160,47 @@ def show_name(entry: Any, style: Style) -> str:
     return name + _INDICATORS.get(what, "") if style.classify else name
 
 
-def write_plain(entries: Iterable, out: IO[str], style: Style = PLAIN) -> None:
-    """One escaped name per line."""
+def write_plain(entries: Iterable, out: IO[str], style: Style = PLAIN,
+                sources: Sequence[SourceStatus] = (), where: bool = True) -> None:
+    """One escaped name per line; a name that several sources have, once, saying where.
+
+    ``README.txt  (server_a, server_b)``: the sources that have it, in the order
+    of ``sources`` (the reply's), folded into ranges beyond a handful
+    (``(node[0001-1000])``), as ``--compare`` does. A name only one source has is
+    printed bare. ``where=False`` (``-1``) prints every name bare, once. When
+    ``sources`` shows at most one source with entries, the names are written as
+    they come (a listing streams); otherwise the whole listing is read first.
+    """
+    if sources and sum(1 for s in sources if s.entries) <= 1:
+        _write_names(entries, out, style)
+        return
+    copies: Dict[str, List[Any]] = {}  # name -> [its first entry, source, source, ...]
+    for entry in entries:
+        seen = copies.get(entry.name)
+        if seen is None:
+            copies[entry.name] = [entry, entry.source]
+        elif entry.source not in seen:
+            seen.append(entry.source)
+    rank = {s.name: i for i, s in enumerate(sources)}
+    lines = []
+    for first, *found in copies.values():
+        line = show_name(first, style)
+        if where and len(found) > 1:
+            found.sort(key=lambda name: rank.get(name, len(rank)))
+            line += f"  ({_sources_text(found)})"
+        lines.append(line + "\n")
+    out.writelines(lines)
+
+
+def _sources_text(names: List[str]) -> str:
+    """``server_a, server_b``; beyond a handful, folded: ``node[0001-0498,0500-1000]``."""
+    from .nodeset import HANDFUL, fold
+
+    return fold(names) if len(names) > HANDFUL else ", ".join(names)
+
+
+def _write_names(entries: Iterable, out: IO[str], style: Style) -> None:
+    """One escaped name per line, as the entries come (a batch at a time when they are columns)."""
     if style.colors is None and not style.classify and hasattr(entries, "batches"):
         for batch in entries.batches():  # a column of names at a time (zdir.entries)
             names = batch.names
@@ -175,7 +214,11 @@ def write_plain(entries: Iterable, out: IO[str], style: Style = PLAIN) -> None:
 
 
 def write_long(entries: Iterable, out: IO[str], style: Style = PLAIN) -> None:
-    """mode, size, mtime, source, name: columns aligned like ``ls -l``."""
+    """mode, size, mtime, source, name: columns aligned like ``ls -l``.
+
+    A symlink whose entry carries its target (``target``, present only when the
+    server sent it: targets inside the root) reads ``name -> target``, as in ``ls -l``.
+    """
     now = time.time()
     size_text: Callable[[Optional[int]], str] = human_size if style.human else _bytes
     rows = [
@@ -184,7 +227,7 @@ def write_long(entries: Iterable, out: IO[str], style: Style = PLAIN) -> None:
             size_text(e.size),
             format_time(e.mtime, now, style.time_style),
             e.source,
-            show_name(e, style),
+            _long_name(e, style),
         )
         for e in entries
     ]
@@ -197,6 +240,14 @@ def write_long(entries: Iterable, out: IO[str], style: Style = PLAIN) -> None:
         f"{m} {s:>{size_width}} {t:<{time_width}} {src:<{source_width}} {n}\n"
         for m, s, t, src, n in rows
     )
+
+
+def _long_name(entry: Any, style: Style) -> str:
+    """The name, and `` -> target`` for a symlink whose target is known (no ``@`` then, as ls)."""
+    target = getattr(entry, "target", None)
+    if target is None:
+        return show_name(entry, style)
+    return f"{show_name(entry, style._replace(classify=False))} -> {escape_name(target)}"
 
 
 def _bytes(size: Optional[int]) -> str:

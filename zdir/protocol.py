@@ -86,6 +86,7 @@ class Request(NamedTuple):
     exclude: Tuple[str, ...] = ()
     deadline_ms: Optional[int] = None
     trail: Tuple[str, ...] = ()
+    targets: bool = False  # symlink targets, in a 7th chunk item (only sent when true)
 
 
 class SourceStatus(NamedTuple):
@@ -142,6 +143,9 @@ class Chunk(NamedTuple):
     sizes: Optional[List[Optional[int]]] = None
     mtimes: Optional[List[Optional[float]]] = None
     modes: Optional[List[Optional[int]]] = None
+    # Only when the request asked for targets: a symlink's target, when its text stays
+    # inside the root (nil for other entries, and for targets that would leave it).
+    targets: Optional[List[Optional[Name]]] = None
 
 
 MAX_SOURCE_NAME = 128
@@ -187,6 +191,8 @@ def encode_request(request: Request) -> bytes:
     wire["glob"] = list(request.glob)
     wire["exclude"] = list(request.exclude)
     wire["trail"] = list(request.trail)
+    if not request.targets:
+        del wire["targets"]  # a node older than the key never needs to see it
     return pack(wire)
 
 
@@ -237,6 +243,7 @@ def _checked_request(frames: Sequence[bytes], wire: dict, request_id: Optional[b
 
 _STR = frozenset((str,))
 _NAME_TYPES = frozenset((str, bytes))
+_TARGET_TYPES = _NAME_TYPES | {type(None)}
 _NUMBER = frozenset((int, float))
 # What each stat column may hold; checked with one C-level pass per column.
 _COLUMN_TYPES = (
@@ -263,7 +270,7 @@ def check_request(request: Request) -> None:
         raise RemoteProtocolError(
             f"'path' is longer than {MAX_PATH_BYTES} bytes", code=ErrorCode.BAD_PATH
         )
-    for key in ("all", "stat", "recursive"):
+    for key in ("all", "stat", "recursive", "targets"):
         if type(getattr(request, key)) is not bool:
             raise RemoteProtocolError(f"'{key}' must be a boolean")
     for key, value in (("max_depth", request.max_depth), ("deadline_ms", request.deadline_ms)):
@@ -390,16 +397,21 @@ def decode_reply(frames: Sequence[bytes], request_id: bytes) -> ReplyHeader:
 
 
 def encode_chunk(source: str, chunk: Chunk) -> bytes:
-    """One chunk frame: ``[source, names, types, sizes, mtimes, modes]``."""
-    return pack([source, chunk.names, chunk.types, chunk.sizes, chunk.mtimes, chunk.modes])
+    """One chunk frame: ``[source, names, types, sizes, mtimes, modes]``, then ``targets``
+    as a 7th item only when the chunk has them (only requests with ``targets`` get them)."""
+    items = [source, chunk.names, chunk.types, chunk.sizes, chunk.mtimes, chunk.modes]
+    if chunk.targets is not None:
+        items.append(chunk.targets)
+    return pack(items)
 
 
 def decode_chunk(frame: bytes) -> Tuple[str, Chunk]:
     """Parse and validate one chunk frame (columns must all have one value per name)."""
     wire = unpack(frame, "chunk")
-    if not isinstance(wire, list) or len(wire) != 6:
-        raise RemoteProtocolError("a chunk is an array of 6 items")
-    source, names, types, sizes, mtimes, modes = wire
+    if not isinstance(wire, list) or len(wire) not in (6, 7):
+        raise RemoteProtocolError("a chunk is an array of 6 items (7 with targets)")
+    source, names, types, sizes, mtimes, modes = wire[:6]
+    targets = wire[6] if len(wire) == 7 else None
     if not valid_source_name(source) or not isinstance(names, list) or not isinstance(types, str):
         raise RemoteProtocolError("a chunk needs a source name, a names array, a types string")
     count = len(names)
@@ -414,7 +426,11 @@ def decode_chunk(frame: bytes) -> Tuple[str, Chunk]:
             raise RemoteProtocolError("sizes and modes must be integers, mtimes numbers")
     if not set(map(type, names)) <= _NAME_TYPES:  # one C-level pass: chunks are large
         raise RemoteProtocolError("chunk names must be strings or bin")
-    return source, Chunk(names, types, sizes, mtimes, modes)
+    if targets is not None and (not isinstance(targets, list) or len(targets) != count
+                                or not set(map(type, targets)) <= _TARGET_TYPES):
+        raise RemoteProtocolError("chunk 'targets' must be nil or one string, bin or nil "
+                                  "per name")
+    return source, Chunk(names, types, sizes, mtimes, modes, targets)
 
 
 def name_to_wire(name: str) -> Name:

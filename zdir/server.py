@@ -26,13 +26,12 @@ class Preset(NamedTuple):
 
 
 def server_flags(preset: Preset) -> config.Flags:
-    prog = f"python -m zdir.{preset.name}"
     flags = config.Flags(
-        prog,
+        f"python -m zdir.{preset.name}",
         preset.description,
         epilog=(
             "example:\n"
-            f"  {prog} --root /srv/files --bind 'tcp://0.0.0.0:*'"
+            "  %(prog)s --root /srv/files --bind 'tcp://0.0.0.0:*'"
             + (" --upstream tcp://hostb:5556" if preset.upstreams else "")
             + "\n\nOnce bound it prints one line on stdout:\n"
             f"  {preset.name} listening on ENDPOINT root=DIR\n"
@@ -96,7 +95,8 @@ def node_config(args, preset: Preset) -> NodeConfig:
     """Check the flags against the world (the root exists) and build the node's config."""
     root = os.path.realpath(args.root)
     if not os.path.isdir(root):
-        raise UsageError(f"--root {args.root}: not a directory")
+        what = "not a directory" if os.path.exists(root) else "does not exist"
+        raise UsageError(f"--root {args.root}: {what}")
     curve_server = upstream_setup = None
     if args.curve_secret or args.curve_allow or args.upstream_server_key:
         from . import keys  # only CURVE deployments pay for this import

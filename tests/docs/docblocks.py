@@ -5,6 +5,7 @@ A block that a reader would paste is preceded by a note saying how a test runs i
     <!-- doc-test: run -->            a shell script; every command must succeed
     <!-- doc-test: servers host=B --> each line starts a server (run in the foreground)
     <!-- doc-test: activate -->       changes the shell: kept and run before every later block
+    <!-- doc-test: output -->         a console session: each ``$ command`` must print what follows
     <!-- doc-test: python -->         a Python program
     <!-- doc-test: setup -->          the set-up commands (the tests run inside their result)
     <!-- doc-test: skip: REASON -->   not run, and why
@@ -60,6 +61,18 @@ class Block(NamedTuple):
             if line and not line.startswith("#"):
                 lines.append(line)
         return lines
+
+
+    @property
+    def session(self) -> List[Tuple[str, List[str]]]:
+        """A console block's ``$ command`` lines, each with the lines it prints."""
+        pairs: List[Tuple[str, List[str]]] = []
+        for line in self.text.splitlines():
+            if line.startswith("$ "):
+                pairs.append((line[2:], []))
+            elif pairs:
+                pairs[-1][1].append(line)
+        return pairs
 
 
 def read_blocks(path: Path) -> List[Block]:

@@ -45,7 +45,7 @@ def test_readme_top_to_bottom(tmp_path: Path):
     ran: List[int] = []
     try:
         for block in blocks:
-            if block.kind in ("", "setup", "skip") or block.lang not in ("sh", "python"):
+            if block.kind in ("", "setup", "skip") or block.lang not in ("sh", "python", "console"):
                 continue
             if block.settings.get("needs") and not shutil.which(block.settings["needs"]):
                 continue  # not in the README's promise: the reader installs jq
@@ -59,6 +59,12 @@ def test_readme_top_to_bottom(tmp_path: Path):
                                            log_path=tmp_path / f"server-{len(servers)}.log")
                     servers.append(server)
                     endpoints[named] = server.wait_ready()
+            elif block.kind == "output":
+                for command, printed in block.session:
+                    script = "\n".join([*prelude, substitute(command, endpoints)])
+                    proc = run_script(script, env=env, cwd=REPO)
+                    assert proc.returncode == 0, describe(block, proc, script)
+                    assert proc.stdout.splitlines() == printed, describe(block, proc, script)
             else:
                 body = substitute(block.text, endpoints)
                 if block.kind == "python":

@@ -195,7 +195,7 @@ class Machines:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)
 
 
-SCP_STAND_IN = '''"""scp between the test's hosts: HOST:PATH is looked up in that host's directories."""
+SCP_STAND_IN = '''"""scp between the test's hosts: HOST:PATH is looked up in that host's files."""
 import os, re, shutil, sys
 hosts = HOSTS  # address: (the host's directory for absolute paths, its working directory)
 def where(arg):

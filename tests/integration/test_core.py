@@ -24,7 +24,8 @@ def test_merged_listing_sorted_with_duplicates(cluster, two_roots):
     a, b = cluster.chain(a_root, b_root)
     proc = run_client("--server", a.endpoint)
     assert proc.returncode == 0, proc.stderr_text
-    assert names(proc) == ["alpha.txt", "beta.txt", "both.txt", "both.txt", "sub", "sub"]
+    assert names(proc) == ["alpha.txt", "beta.txt", "both.txt  (server_a, server_b)",
+                           "sub  (server_a, server_b)"]
 
 
 def test_json_shape_and_sources(cluster, two_roots):

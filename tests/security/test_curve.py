@@ -40,7 +40,8 @@ def test_chain_encrypted_on_both_hops_with_allow_lists(cluster, two_roots, keyri
         "ZDIR_CURVE_SECRET": keyring.secret("client"),
     })
     assert proc.returncode == 0, proc.stderr_text
-    assert names(proc) == ["alpha.txt", "beta.txt", "both.txt", "both.txt", "sub", "sub"]
+    assert names(proc) == ["alpha.txt", "beta.txt", "both.txt  (server_a, server_b)",
+                           "sub  (server_a, server_b)"]
     assert f"accepted CURVE client 127.0.0.1 key {keyring.key('client')}" in a.log()
     assert f"accepted CURVE client 127.0.0.1 key {keyring.key('server_a')}" in b.log()
     assert "without CURVE" not in a.log() + b.log()
