@@ -163,7 +163,8 @@ class Client:
                                    deadline_ms=max(0, int((deadline - now) * 1000)), **options)
         call = Call(request_id, [protocol.encode_request(request)], deadline,
                     retries=self.retries)
-        if self._exchange.start(self._link, call, now):
+        self._exchange.start(self._link, call, now)
+        if not call.done:
             self._exchange.wait_for(call)
         if call.error is not None:
             raise call.error

@@ -247,7 +247,7 @@ class Node:
         poller = zmq.Poller()
         poller.register(self.frontend, zmq.POLLIN)
         poller.register(self._done, zmq.POLLIN)
-        owners = self.exchange.owner_of()
+        owners = self.exchange.by_socket()
         for sock in owners:
             poller.register(sock, zmq.POLLIN)
         return poller, owners, self.exchange.version
@@ -379,7 +379,7 @@ class Node:
             call = Call(request_id, frames, pending.deadline,
                         retries=self.cfg.upstream_retries, owner=pending)
             pending.calls.append(call)
-            self.exchange.start(link, call, now)
+            self._calls_done(self.exchange.start(link, call, now))
 
     def _walks_done(self) -> None:
         while True:

@@ -25,13 +25,13 @@ us hold more than ``max_reply_bytes`` of it.
 
 from __future__ import annotations
 
-import errno
+import ctypes
 import heapq
 import itertools
 import logging
 import struct
 import time
-from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional
+from typing import Any, Callable, Dict, List, NamedTuple, Optional
 
 import zmq
 
@@ -55,6 +55,8 @@ HANDSHAKE_RETRY_AFTER = 10.0  # seconds before a refused handshake is tried agai
 # Each reply frame costs at least this much of a link's byte budget, so a flood of
 # tiny frames is cut off as soon as a few large ones would be.
 FRAME_COST = 4096
+TRIM_DELAY = 1.0  # seconds after an oversized reply before its memory is handed back
+READ_BATCH = 64  # replies read from one link before the loop looks at its other sockets
 
 SocketSetup = Callable[[zmq.Socket], None]
 
@@ -88,8 +90,12 @@ class Failure(NamedTuple):
                     code=self.code)
 
 
-def handshake_failure(event: int, value: int, curve: bool) -> Failure:
-    """Name a failed handshake as precisely as ZeroMQ lets us (docs/security.md)."""
+def handshake_failure(event: int, value: int, curve: bool, timed_out: bool) -> Failure:
+    """Name a failed handshake as precisely as ZeroMQ lets us (docs/security.md).
+
+    ``timed_out``: the handshake had run for ``HANDSHAKE_TIMEOUT_MS`` (the event's
+    value is only the I/O thread's last errno, so time says it better).
+    """
     if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
         return Failure(ErrorCode.AUTH_FAILED,
                        "the server refused this client's key (it is not in the server's "
@@ -102,7 +108,7 @@ def handshake_failure(event: int, value: int, curve: bool) -> Failure:
                            "drop --server-key, or start the server with --curve-secret",
                            lasting=True)
         return _CURVE_REQUIRED
-    if value == errno.EAGAIN:
+    if timed_out:
         return Failure(ErrorCode.TIMEOUT,
                        f"connected, but no handshake within {HANDSHAKE_TIMEOUT_MS / 1000:g}s: "
                        "the server is frozen or overloaded, or is not a ZeroMQ server")
@@ -169,7 +175,8 @@ class Link:
         self.failure: Optional[Failure] = None  # why it is down, once known
         self.closed_until = 0.0  # after a refused handshake: not reopened before then
         self._tcp = False  # a TCP connection was made since libzmq last scheduled a retry
-        self._delayed_at: Optional[float] = None
+        self._delayed_at: Optional[float] = None  # a connection attempt began
+        self._connected_at = 0.0  # the last TCP connection was made (its handshake began)
         self.waiting: List[Call] = []  # for the link's next verdict
         self.in_flight: Dict[bytes, Call] = {}
         self.open()
@@ -182,6 +189,11 @@ class Link:
             sock = self.context.socket(zmq.DEALER)
             tune(sock)
             sock.setsockopt(zmq.IMMEDIATE, 1)  # queue nothing for a connection not yet made
+            # Calls in flight are bounded by the caller (a node's queue, the client's one
+            # call), so a send to a live connection never has to wait; one frame over the
+            # reply budget is refused by libzmq before it is held.
+            sock.setsockopt(zmq.SNDHWM, 0)
+            sock.setsockopt(zmq.MAXMSGSIZE, self.max_reply_bytes)
             sock.setsockopt(zmq.RECONNECT_IVL, RECONNECT_IVL_MS)
             sock.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS)
             sock.setsockopt(zmq.CONNECT_TIMEOUT, CONNECT_TIMEOUT_MS)
@@ -270,7 +282,7 @@ class Link:
             if event == zmq.EVENT_CONNECT_DELAYED:
                 self._delayed_at = self._delayed_at or now
             elif event == zmq.EVENT_CONNECTED:
-                self._tcp = True
+                self._tcp, self._connected_at = True, now
             elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
                 self.up, self.failure = True, None
                 waiting, self.waiting = self.waiting, []
@@ -278,10 +290,15 @@ class Link:
                     self._send(call)
             elif event & (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
                           | zmq.EVENT_HANDSHAKE_FAILED_AUTH):
-                finished += self._verdict(handshake_failure(event, value, self.curve), now)
+                timed_out = now - self._connected_at >= HANDSHAKE_TIMEOUT_MS / 1000 - 0.1
+                finished += self._verdict(handshake_failure(event, value, self.curve,
+                                                            timed_out), now)
             elif event == zmq.EVENT_DISCONNECTED and self.up:
-                self.up = False
                 finished += self._lost(now)
+                # A fresh socket: libzmq does not reconnect after every kind of loss
+                # (a frame over ZMQ_MAXMSGSIZE, for one), and nothing of the old
+                # connection may linger.
+                self.reset()
             elif event == zmq.EVENT_CONNECT_RETRIED:
                 if not self._tcp:
                     finished += self._verdict(self._refused(now), now)
@@ -297,9 +314,18 @@ class Link:
                        "nothing is listening (connection refused): is the server running?")
 
     def _verdict(self, failure: Failure, now: float) -> List[Call]:
-        """The link is down for ``failure``: the calls waiting for a verdict fail."""
+        """The link is down for ``failure``: the calls waiting for a verdict fail.
+
+        A call re-sent after a lost connection waits out its grace instead (the peer
+        may be restarting), unless the failure is one that will not change.
+        """
         self.failure = failure
-        waiting, self.waiting = self.waiting, []
+        waiting: List[Call] = []
+        kept: List[Call] = []
+        for call in self.waiting:
+            graced = call.give_up_at is not None and call.give_up_at > now
+            (kept if graced and not failure.lasting else waiting).append(call)
+        self.waiting = kept
         for call in waiting:
             self._fail(call, failure)
         if failure.lasting:
@@ -313,8 +339,9 @@ class Link:
         """The connection went: calls in flight fail, or wait for it to come back."""
         self.failure = Failure(ErrorCode.TIMEOUT,
                                "the connection was lost before the reply: the server stopped "
-                               "answering heartbeats (frozen, or the network was cut) or "
-                               "closed the connection (it stopped)")
+                               "answering heartbeats (frozen, or the network was cut), closed "
+                               "the connection (it stopped), or sent a frame larger than "
+                               "--max-reply-bytes")
         finished = []
         in_flight, self.in_flight = self.in_flight, {}
         for call in in_flight.values():
@@ -328,9 +355,12 @@ class Link:
         return finished
 
     def on_readable(self) -> List[Call]:
-        """Read the replies waiting on the socket; return the calls they finished."""
+        """Read the replies waiting on the socket (a batch: one busy peer must not starve
+        the loop; the poll reports the rest); return the calls they finished."""
         finished: List[Call] = []
-        while self.socket is not None:
+        for _ in range(READ_BATCH):
+            if self.socket is None:
+                break
             try:
                 finished += self._read_reply()
             except zmq.Again:
@@ -348,6 +378,10 @@ class Link:
             header = protocol.decode_header(head.bytes)
         except RemoteProtocolError as exc:
             return self._untrusted(exc.message)
+        if not header.id and not header.ok:  # the peer could not read our request at all
+            error = header.error or {"code": ErrorCode.BAD_REPLY, "message": "refused"}
+            return self._drop_connection(Failure(error["code"],
+                                                 f"the peer refused: {error['message']}"))
         call = self.in_flight.get(header.id)
         budget = self.max_reply_bytes - max(len(head), FRAME_COST)
         chunks: List[zmq.Frame] = []
@@ -398,6 +432,7 @@ class Exchange:
         self.links: List[Link] = []
         self._deadlines: List[Call] = []  # heap by deadline; finished calls are skipped
         self.version = 0  # changes whenever the set of sockets to poll changes
+        self._trim_at: Optional[float] = None  # when to hand memory back after a flood
 
     def add(self, link: Link) -> None:
         self.links.append(link)
@@ -418,24 +453,26 @@ class Exchange:
         for link in self.links:
             link.close()
 
-    def start(self, link: Link, call: Call, now: float) -> bool:
-        """Send ``call`` over ``link`` (or keep it for the link's verdict); False: failed now."""
+    def start(self, link: Link, call: Call, now: float) -> List[Call]:
+        """Send ``call`` over ``link``, or keep it for the link's next verdict.
+
+        Returns the calls that finished meanwhile: ``call`` itself if it failed at once,
+        and any other call that events read here (the link's backlog, so that ``call``
+        is judged on what happens next, not on what happened while nobody looked).
+        """
         had_socket = link.socket is not None
+        finished = link.on_events(now) if link.monitor is not None else []
         started = link.submit(call, now)
         if link.socket is not None and not had_socket:
             self.version += 1
         if started:
             heapq.heappush(self._deadlines, call)
-        return started
+        else:
+            finished.append(call)
+        return finished
 
-    def sockets(self) -> Iterator[zmq.Socket]:
-        """Every socket to poll for input: each link's connection and its monitor."""
-        for link in self.links:
-            if link.socket is not None:
-                yield link.socket
-                yield link.monitor  # type: ignore[misc]
-
-    def owner_of(self) -> Dict[zmq.Socket, Link]:
+    def by_socket(self) -> Dict[zmq.Socket, Link]:
+        """Every socket to poll for input (each link's connection and monitor), and its link."""
         found: Dict[zmq.Socket, Link] = {}
         for link in self.links:
             if link.socket is not None:
@@ -451,6 +488,10 @@ class Exchange:
             finished = link.on_readable()
         if link.socket is not before:
             self.version += 1
+            if any(call.error is not None and call.error.code == ErrorCode.LIMIT_EXCEEDED
+                   for call in finished):
+                # libzmq held the whole reply and frees it in its own thread, soon.
+                self._trim_at = now + TRIM_DELAY
         return finished
 
     def next_deadline(self) -> Optional[float]:
@@ -458,12 +499,17 @@ class Exchange:
         while heap and heap[0].done:
             heapq.heappop(heap)
         wakes = [heap[0].deadline] if heap else []
+        if self._trim_at is not None:
+            wakes.append(self._trim_at)
         wakes += [c.give_up_at for link in self.links for c in link.waiting
                   if c.give_up_at is not None]
         return min(wakes) if wakes else None
 
     def expire(self, now: float) -> List[Call]:
         """Calls whose deadline (or reconnection grace) has passed fail with ``timeout``."""
+        if self._trim_at is not None and now >= self._trim_at:
+            self._trim_at = None
+            release_memory()
         finished = []
         heap = self._deadlines
         while heap and (heap[0].done or heap[0].deadline <= now):
@@ -496,7 +542,7 @@ class Exchange:
 
     def wait_for(self, call: Call) -> None:
         """Block until ``call`` is done (for a caller with no loop of its own: the client)."""
-        owners = self.owner_of()
+        owners = self.by_socket()
         version = self.version
         poller = _poller(owners)
         while not call.done:
@@ -511,7 +557,7 @@ class Exchange:
                 if link is not None:
                     self.handle(link, sock, time.monotonic())
             if self.version != version:
-                owners, version = self.owner_of(), self.version
+                owners, version = self.by_socket(), self.version
                 poller = _poller(owners)
 
 
@@ -520,3 +566,16 @@ def _poller(sockets: Dict[zmq.Socket, Link]) -> zmq.Poller:
     for sock in sockets:
         poller.register(sock, zmq.POLLIN)
     return poller
+
+
+def release_memory() -> None:
+    """Hand freed heap back to the system after a reply that was too large.
+
+    glibc keeps freed memory for reuse; after a hostile peer's flood that would be
+    hundreds of MiB held for nothing. Elsewhere there is nothing to call.
+    """
+    try:
+        trim = ctypes.CDLL(None).malloc_trim  # glibc's; found in the running process
+    except (OSError, AttributeError, TypeError):
+        return
+    trim(0)
