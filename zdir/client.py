@@ -19,6 +19,7 @@ from .errors import EXIT_OK, EXIT_PARTIAL, Refused, ZdirError
 from .errors import Unreachable, UsageError, exit_code
 from .protocol import ErrorCode, SourceStatus, name_from_wire
 from .entries import Entries, Entry
+from .pages import Pages
 from .progress import Progress
 from .reliable import Call, Exchange, Link
 
@@ -145,6 +146,34 @@ class Client:
                                   f"{attempt + 1} attempts: {header.error['message']}",  # type: ignore[index]
                                   endpoint=self.endpoint, code=ErrorCode.BUSY)
             time.sleep(pause)
+        return self._reply(call)
+
+    def begin(self, op: str, path: Union[str, bytes] = "", **options: object) -> Call:
+        """Send one request and return at once; ``complete`` waits for its reply.
+
+        For pipelining: a paged listing asks for its next page before it reads this one.
+        """
+        if isinstance(path, str):
+            path = protocol.name_to_wire(path)
+        now = time.monotonic()
+        call = self._start(op, path, options, now + self.timeout)
+        call.owner = (op, path, options)
+        return call
+
+    def complete(self, call: Call) -> Reply:
+        """The reply to a call from ``begin`` (asked again, as ``send`` does, if busy)."""
+        if not call.done:
+            self._exchange.wait_for(call)
+        if call.error is not None:
+            raise call.error
+        if call.header is not None and call.header.code == ErrorCode.BUSY:
+            op, path, options = call.owner
+            return self.send(op, path, **options)
+        return self._reply(call)
+
+    def _reply(self, call: Call) -> Reply:
+        header = call.header
+        assert header is not None
         if not header.ok:
             error = header.error or {"code": ErrorCode.INTERNAL.value, "message": "refused"}
             raise Refused(error["message"], code=error["code"])
@@ -156,6 +185,15 @@ class Client:
     def _call(self, op: str, path: Union[str, bytes], options: Dict[str, object],
               deadline: float) -> Call:
         """One request and its reply (or the error that ended it) within ``deadline``."""
+        call = self._start(op, path, options, deadline)
+        if not call.done:
+            self._exchange.wait_for(call)
+        if call.error is not None:
+            raise call.error
+        return call
+
+    def _start(self, op: str, path: Union[str, bytes], options: Dict[str, object],
+               deadline: float) -> Call:
         now = time.monotonic()
         request_id = os.urandom(8)
         # The server learns how long we will wait, and every hop works within it.
@@ -164,21 +202,32 @@ class Client:
         call = Call(request_id, [protocol.encode_request(request)], deadline,
                     retries=self.retries)
         self._exchange.start(self._link, call, now)
-        if not call.done:
-            self._exchange.wait_for(call)
-        if call.error is not None:
-            raise call.error
         return call
 
     def stream(self, path: Union[str, bytes] = "", *, all: bool = False, stat: bool = True,
                recursive: bool = False, max_depth: Optional[int] = None,
-               glob: Sequence[str] = (), exclude: Sequence[str] = ()) -> Reply:
-        """Like ``list`` but entries are decoded chunk by chunk as the Reply is iterated."""
-        reply = self.send("list", path, all=all, stat=stat,
-                          recursive=recursive or max_depth is not None, max_depth=max_depth,
-                          glob=tuple(glob), exclude=tuple(exclude))
-        _check_found(reply.sources, path)
-        return reply
+               glob: Sequence[str] = (), exclude: Sequence[str] = (),
+               page_entries: Optional[int] = None,
+               page_ms: Optional[int] = None) -> Union[Reply, Pages]:
+        """Like ``list`` but entries are decoded as they are iterated.
+
+        Without ``page_entries`` or ``page_ms``: one reply (a ``Reply``), each source's
+        entries together. With them: a ``Pages``, asked for page by page (at most
+        ``page_entries`` entries per source per page, or what ``page_ms`` gave), whose
+        entries come merged across sources in the listing order (``lister.order_key``)
+        as pages arrive, the next page already asked for. ``timeout`` is then per page.
+        """
+        options = dict(all=all, stat=stat, recursive=recursive or max_depth is not None,
+                       max_depth=max_depth, glob=tuple(glob), exclude=tuple(exclude))
+        if page_entries is None and page_ms is None:
+            reply = self.send("list", path, **options)
+            _check_found(reply.sources, path)
+            return reply
+        if isinstance(path, str):
+            path = protocol.name_to_wire(path)
+        pages = Pages(self, path, options, page_entries, page_ms)
+        _check_found(pages.sources, path)
+        return pages
 
     def list(self, path: Union[str, bytes] = "", *, all: bool = False, stat: bool = True,
              recursive: bool = False, max_depth: Optional[int] = None,

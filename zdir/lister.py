@@ -39,6 +39,7 @@ import re
 import stat as stat_module
 import sys
 import threading
+import time
 from typing import (Dict, Generator, Iterator, List, NamedTuple, Optional, Sequence, Tuple,
                     Union)
 
@@ -88,6 +89,9 @@ class Options(NamedTuple):
     chunk_entries: int = DEFAULT_CHUNK_ENTRIES
     max_entries: int = DEFAULT_MAX_ENTRIES
     depth_limit: int = DEFAULT_MAX_DEPTH
+    # Resume: list only what comes after this position, an ``order_key`` (() from the start).
+    after: Tuple[str, ...] = ()
+    page_entries: Optional[int] = None  # paged: a chunk also ends at every multiple of this
 
 
 def order_key(path: Name) -> Tuple[str, ...]:
@@ -284,6 +288,10 @@ class DirListing:
         self._dev: Optional[int] = None
         self._columns: Optional[_Columns] = None  # the entries of the chunk being gathered
         self._cancelled = False
+        # Paging: a chunk also ends once ``page_end`` entries are listed in all, and at
+        # the first chance after ``flush_at`` (time.monotonic()); set between chunks.
+        self.page_end = options.page_entries or sys.maxsize
+        self.flush_at = float("inf")
         _check_patterns(options.glob + options.exclude)
         parts = resolve(root, split_path(path))
         full = os.path.join(root, *parts)
@@ -311,7 +319,8 @@ class DirListing:
             top = self._fd if self._fd is not None else self._path
             if options.stat and not ON_WINDOWS:
                 self._dev = os.stat(top).st_dev  # an fstat when top is a descriptor
-            stack.append(self._frame(top, "", 1, owned=False, gathered=0))
+            stack.append(self._frame(top, "", 1, owned=False, gathered=0,
+                                     bound=options.after))
             while stack:  # the walk: a loop over a stack, never recursion
                 if self._cancelled:
                     self.truncated = True
@@ -344,11 +353,20 @@ class DirListing:
         """
         options = self.options
         with_stat, patterns, limit = options.stat, options.glob, options.max_entries
-        chunk_entries = options.chunk_entries
+        chunk_entries, page_end = options.chunk_entries, self.page_end
         handle, prefix, descend, infos = frame.handle, frame.prefix, frame.descend, frame.infos
         by_fd = isinstance(handle, int)
+        bound, frame.bound = frame.bound, ()
         for row in frame.rows:  # an iterator: a walk into a child resumes it after
             name, letter = row[:-2], row[-1]  # namesort.row_name, inlined: once per entry
+            if bound:  # resuming: this name is the position, or holds it in its sub-tree
+                if name == bound[0]:
+                    if descend and letter == "d":
+                        child = self._child(frame, name, columns.count, bound[1:])
+                        if child is not None:
+                            return child
+                    continue
+                bound = ()
             if with_stat:
                 info = infos.get(name) if infos is not None else None
                 if info is None:
@@ -369,8 +387,10 @@ class DirListing:
                 columns.types.append(letter)
                 if with_stat:
                     columns.add_stat(info)
-                if len(columns.names) >= chunk_entries:
+                if (len(columns.names) >= chunk_entries or columns.count >= page_end
+                        or (not columns.count & 127 and time.monotonic() >= self.flush_at)):
                     yield columns.take()
+                    page_end = self.page_end
             if descend and letter == "d":
                 child = self._child(frame, name, columns.count)
                 if child is not None:
@@ -423,13 +443,16 @@ class DirListing:
             self._fd = None
 
     def _frame(self, handle: Union[int, str], prefix: str, depth: int, owned: bool,
-               gathered: int) -> "_Frame":
+               gathered: int, bound: Tuple[str, ...] = ()) -> "_Frame":
         """Read one directory whole, its kept entries sorted by name (the walk's order).
 
         Kept: what will be listed, and what will be walked into. Hidden and excluded
         names are dropped at once, as are names a glob refuses that are not walked.
         A big directory is held as packed sorted runs (``namesort.SortedRows``).
+        ``bound``: resuming, the position's components from this level down; names
+        before ``bound[0]`` are already listed, so they are dropped as they are read.
         """
+        first = bound[0] if bound else None
         options = self.options
         descend = options.recursive and (options.max_depth is None or depth < options.max_depth)
         hidden, exclude, patterns = not options.all, options.exclude, options.glob
@@ -446,6 +469,8 @@ class DirListing:
                 for entry in scan:
                     name = entry.name
                     if hidden and name[0] == ".":
+                        continue
+                    if first is not None and name < first:
                         continue
                     if exclude and _matches(name, exclude):
                         continue
@@ -473,9 +498,10 @@ class DirListing:
                 raise _refusal(exc) from None
             self._warn(prefix, exc)
             return _Frame(handle, prefix, depth, descend, iter(()), None, owned=False)
-        return _Frame(handle, prefix, depth, descend, sorter.drain(), infos, owned)
+        return _Frame(handle, prefix, depth, descend, sorter.drain(), infos, owned, bound)
 
-    def _child(self, frame: "_Frame", name: str, gathered: int) -> Optional["_Frame"]:
+    def _child(self, frame: "_Frame", name: str, gathered: int,
+               bound: Tuple[str, ...] = ()) -> Optional["_Frame"]:
         """The frame of a sub-directory to walk next; None when it cannot be (warned)."""
         if frame.depth >= self.options.depth_limit:
             self.truncated = True
@@ -491,9 +517,10 @@ class DirListing:
             except OSError as exc:  # vanished, unreadable, or swapped for a symlink
                 self._warn(prefix[:-1], exc)
                 return None
-            return self._frame(fd, prefix, frame.depth + 1, owned=True, gathered=gathered)
+            return self._frame(fd, prefix, frame.depth + 1, owned=True, gathered=gathered,
+                               bound=bound)
         return self._frame(os.path.join(frame.handle, name), prefix, frame.depth + 1,
-                           owned=False, gathered=gathered)
+                           owned=False, gathered=gathered, bound=bound)
 
     def _letter(self, info: os.stat_result, letter: str) -> str:
         """The type letter from an lstat (a junction stays a link); notes shared inodes."""
@@ -542,11 +569,11 @@ def _row_matches(row: str, patterns: Sequence[str]) -> bool:
 class _Frame:
     """One directory on the walk's stack: its rows in order, consumed as they are listed."""
 
-    __slots__ = ("handle", "prefix", "depth", "descend", "rows", "infos", "owned")
+    __slots__ = ("handle", "prefix", "depth", "descend", "rows", "infos", "owned", "bound")
 
     def __init__(self, handle: Union[int, str], prefix: str, depth: int, descend: bool,
                  rows: Iterator[str], infos: Optional[Dict[str, os.stat_result]],
-                 owned: bool) -> None:
+                 owned: bool, bound: Tuple[str, ...] = ()) -> None:
         self.handle = handle
         self.prefix = prefix
         self.depth = depth
@@ -554,6 +581,7 @@ class _Frame:
         self.rows = rows  # ``namesort`` rows, name + NUL + type letter
         self.infos = infos  # Windows' free stat by name, for a small directory
         self.owned = owned  # a descriptor the walk opened, so closes
+        self.bound = bound  # resuming: the position below this directory (see ``_frame``)
 
     def close(self) -> None:
         if self.owned:

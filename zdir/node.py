@@ -27,9 +27,10 @@ import zmq
 
 from . import __version__, config, protocol, reliable
 from .cache import ListingCache
+from .cursors import Cursor, Cursors, Page
 from .errors import ListingError, ProtocolError, RemoteProtocolError, UsageError
 from .lister import DEFAULT_CHUNK_ENTRIES, DEFAULT_MAX_DEPTH, DEFAULT_MAX_ENTRIES
-from .lister import Options, split_path
+from .lister import Options, order_key, split_path
 from .protocol import ErrorCode, ReplyHeader, SourceStatus, error_dict
 from .reliable import Call, Exchange, Link, SocketSetup
 from .walks import ASKED_BY_CLIENT, MAX_THREADS_FACTOR, Walk, Workers
@@ -43,6 +44,7 @@ POLL_INTERVAL_MS = 100  # how often the loop looks at the stop flag
 SHUTDOWN_GRACE = 1.0  # seconds the worker threads get to close their sockets on stop
 RECEIVE_BATCH = 256  # requests read per wake-up before the loop looks at its other sockets
 CLIENT_DESCRIPTORS = 1024  # file descriptors kept for client connections, at the least
+PAGED_LISTING_LIMIT = 1 << 62  # entries in a whole paged listing: none to speak of
 
 
 class NodeConfig(NamedTuple):
@@ -76,7 +78,8 @@ def reply_margin(budget: float) -> float:
 class Pending:
     """A request being served: its own part (a walk, or a status), and one call per upstream."""
 
-    __slots__ = ("envelope", "request", "arrived", "deadline", "own", "walk", "calls")
+    __slots__ = ("envelope", "request", "arrived", "deadline", "own", "walk", "calls",
+                 "token", "cursor", "position")
 
     def __init__(self, envelope: list, request: protocol.Request, arrived: float,
                  deadline: float) -> None:
@@ -87,6 +90,11 @@ class Pending:
         self.own: Optional[Tuple[SourceStatus, List[bytes]]] = None
         self.walk: Optional[Walk] = None
         self.calls: List[Call] = []
+        # Paged requests: the token they came with, the cursor serving the own part,
+        # and the own part's position after this page: (cursor id, last name, finished).
+        self.token: Optional[protocol.Token] = None
+        self.cursor: Optional[Cursor] = None
+        self.position: Tuple[Optional[bytes], Optional[protocol.Name], bool] = (None, None, False)
 
     @property
     def complete(self) -> bool:
@@ -111,6 +119,7 @@ class Node:
         self.links: List[Link] = []
         self.pending: Dict[int, Pending] = {}
         self._walk_waiters: Dict[bytes, List[Pending]] = {}
+        self.cursors = Cursors()
         self._done: Optional[zmq.Socket] = None
         self.workers: Optional[Workers] = None
         self._gatekeeper: Optional["Gatekeeper"] = None
@@ -239,6 +248,7 @@ class Node:
                 now = time.monotonic()
                 self._calls_done(self.exchange.expire(now))
                 self._expire(now)
+                self.cursors.expire(now)
                 self.workers.dispatch(now)  # type: ignore[union-attr]
         finally:
             self._shutdown()
@@ -299,6 +309,14 @@ class Node:
         budget = (request.deadline_ms / 1000.0 if request.deadline_ms is not None
                   else self.cfg.upstream_timeout)
         pending = Pending(envelope, request, now, now + budget - reply_margin(budget))
+        if request.op == "list" and request.token is not None:
+            try:
+                pending.token = protocol.decode_token(request.token, request.path)
+            except ProtocolError as exc:
+                self._log_refusal(request, exc.code, now)
+                self._send(envelope, protocol.error_reply(request.id, request.op, exc.code,
+                                                          f"bad token: {exc.message}"))
+                return
         if request.op == "ping":
             pending.own = (SourceStatus(self.cfg.name, True, version=__version__,
                                         uptime_s=round(now - self.started, 3),
@@ -332,6 +350,8 @@ class Node:
         workers = self.workers
         assert workers is not None
         request = pending.request
+        if request.paged:
+            return self._start_page(pending, peer)
         options = self._options(request)
         key = (protocol.name_from_wire(request.path), *options)
         walk = workers.find(key)
@@ -349,22 +369,135 @@ class Node:
         self._walk_waiters.setdefault(walk.token, []).append(pending)
         return True
 
+    def _start_page(self, pending: Pending, peer: bytes) -> bool:
+        """The own part of a paged request: its cursor's next page, or a wait for it."""
+        request, token, now = pending.request, pending.token, pending.arrived
+        name = self.cfg.name
+        if token is not None and token.done:  # finished in an earlier page
+            pending.own, pending.position = (SourceStatus(name, True), []), (None, None, True)
+            return True
+        after = token.after if token is not None else None
+        options = self._options(request)._replace(after=())
+        key = (protocol.name_from_wire(request.path), *options)
+        mine = token is not None and token.node_id == self.node_id
+        cursor = self.cursors.find(token.cursor if mine else None, key, after, now)  # type: ignore[union-attr]
+        if after is not None and request.horizon is not None                 and order_key(after) > order_key(request.horizon):
+            # Past the client's horizon: another source must catch up first.
+            kept = cursor.id if cursor is not None else None
+            own = protocol.Token(request.path, self.node_id, kept, after)
+            status = SourceStatus(name, True, next=protocol.encode_token(own), last=after)
+            pending.own, pending.position = (status, []), (kept, after, False)
+            return True
+        if cursor is None:
+            workers = self.workers
+            waiting = workers.queued - workers.idle  # type: ignore[union-attr]
+            fair_share = max(1, self.cfg.max_pending // 4)
+            if waiting >= self.cfg.max_pending or workers.queued_for(peer) >= fair_share:  # type: ignore[union-attr]
+                return False
+            cursor = Cursor(key, options._replace(after=order_key(after) if after else ()),
+                            after)
+            cursor.request = request
+            self.cursors.add(cursor)
+        pending.cursor = cursor
+        if cursor.ahead is not None:  # made while the client read the last page
+            page, cursor.ahead = cursor.ahead, None
+            self._deliver(pending, page)
+            self._advance(cursor, page, peer)
+            return True
+        if cursor.job is None:
+            self._page_job(cursor, request, peer)
+        walk = cursor.job
+        walk.waiters += 1
+        pending.walk = walk
+        self._walk_waiters.setdefault(walk.token, []).append(pending)
+        return True
+
+    def _page_job(self, cursor: Cursor, request: protocol.Request, peer: bytes) -> None:
+        walk = Walk(("page", cursor.id, os.urandom(4)), request, peer, os.urandom(8))
+        walk.cursor = cursor
+        cursor.job = walk
+        self.workers.enqueue(walk)  # type: ignore[union-attr]
+
+    def _deliver(self, pending: Pending, page: Page) -> None:
+        """A page of the own walk becomes this request's own source map and chunks."""
+        cursor = pending.cursor
+        assert cursor is not None
+        if page.entries:
+            cursor.sent = page.last
+        name = self.cfg.name
+        if page.finished:
+            status = (cursor.status or SourceStatus(name, True))._replace(next=None)
+            pending.position = (None, cursor.sent, True)
+        else:
+            own = protocol.Token(pending.request.path, self.node_id, cursor.id, cursor.sent)
+            status = SourceStatus(name, True, next=protocol.encode_token(own))
+            pending.position = (cursor.id, cursor.sent, False)
+        pending.own = (status._replace(entries=page.entries, last=cursor.sent,
+                                       elapsed_ms=_ms_since(pending.arrived)), page.frames)
+
+    def _advance(self, cursor: Cursor, page: Page, peer: bytes) -> None:
+        """After a page is answered: list the next one already, or end a finished walk."""
+        cursor.used = time.monotonic()
+        if page.finished:
+            self.cursors.drop(cursor)
+        elif not cursor.dropped and cursor.job is None:
+            self._page_job(cursor, cursor.request, peer)
+
+    def _page_done(self, walk: Walk) -> None:
+        """A worker made a page: answer who waits for it, or keep it for the next request."""
+        cursor, page = walk.cursor, walk.page
+        assert cursor is not None and page is not None
+        cursor.job = None
+        waiters = [p for p in self._walk_waiters.pop(walk.token, []) if p.own is None]
+        if cursor.dropped:  # expired or given up while the page was made
+            cursor.close()
+            for pending in waiters:
+                pending.own = self._gone(pending)
+        elif waiters:
+            for pending in waiters:  # the same token twice (a retry): the same page
+                self._deliver(pending, page)
+            self._advance(cursor, page, walk.peer)
+        else:
+            cursor.ahead = page
+            cursor.used = time.monotonic()
+        for pending in waiters:
+            if pending.complete:
+                self._finish(pending)
+
+    def _gone(self, pending: Pending) -> Tuple[SourceStatus, List[bytes]]:
+        """The own part when its cursor was given up under a request: a failed source."""
+        pending.position = (None, None, True)
+        return (SourceStatus(self.cfg.name, True, error=error_dict(
+            ErrorCode.TIMEOUT, "the listing's page was not ready by the deadline (a slow or "
+            "hung file system, or every worker busy)"), truncated=True,
+            elapsed_ms=_ms_since(pending.arrived)), [])
+
     def _options(self, request: protocol.Request) -> Options:
-        return Options(**{field: getattr(request, field) for field in ASKED_BY_CLIENT},
-                       chunk_entries=self.cfg.chunk_entries, max_entries=self.cfg.max_entries,
-                       depth_limit=self.cfg.max_depth)
+        options = Options(**{field: getattr(request, field) for field in ASKED_BY_CLIENT},
+                          chunk_entries=self.cfg.chunk_entries,
+                          max_entries=self.cfg.max_entries, depth_limit=self.cfg.max_depth)
+        if request.paged:  # --max-entries bounds each page; a paged listing has no end
+            page = min(request.page_entries or self.cfg.max_entries, self.cfg.max_entries)
+            options = options._replace(page_entries=page, max_entries=PAGED_LISTING_LIMIT,
+                                       chunk_entries=min(self.cfg.chunk_entries, page))
+        return options
 
     def _ask_upstreams(self, pending: Pending, now: float) -> None:
         """One call per upstream, over its link, within what is left of the deadline."""
         if not self.links:
             return
         request = pending.request
+        links = self.links
+        tokens: Dict[str, bytes] = {}
+        if pending.token is not None:  # a later page: only the unfinished upstreams
+            tokens = dict(pending.token.upstreams)
+            links = [link for link in links if link.endpoint in tokens]
         if len(request.trail) >= protocol.MAX_TRAIL:
             failure = reliable.Failure(
                 ErrorCode.LIMIT_EXCEEDED,
                 f"not asked: the request has passed {protocol.MAX_TRAIL} nodes already, "
                 "the most a trail holds")
-            for link in self.links:
+            for link in links:
                 call = Call(os.urandom(8), [], now, owner=pending)
                 call.link = link
                 call.error, call.done = failure.error(link.endpoint, 0.0), True
@@ -373,8 +506,12 @@ class Node:
         remaining_ms = max(0, int((pending.deadline - now) * 1000))
         onward = request._replace(trail=request.trail + (self.node_id,),
                                   deadline_ms=remaining_ms)
-        for link in self.links:
+        if request.page_ms is not None:  # leave the upstreams' pages time to travel
+            onward = onward._replace(page_ms=max(1, request.page_ms * 4 // 5))
+        for link in links:
             request_id = os.urandom(8)  # fresh per upstream call: ids are ours to match
+            if request.paged:
+                onward = onward._replace(token=tokens.get(link.endpoint))
             frames = [protocol.encode_request(onward._replace(id=request_id))]
             call = Call(request_id, frames, pending.deadline,
                         retries=self.cfg.upstream_retries, owner=pending)
@@ -388,6 +525,9 @@ class Node:
             except zmq.Again:
                 return
             walk = self.workers.finished(token)  # type: ignore[union-attr]
+            if walk is not None and walk.cursor is not None:
+                self._page_done(walk)
+                continue
             for pending in self._walk_waiters.pop(token, []):
                 if walk is not None and walk.status is not None:
                     pending.own = (walk.status, walk.frames)
@@ -406,7 +546,10 @@ class Node:
             for call in pending.calls:
                 if not call.done:
                     self.exchange.time_out(call)
-            if pending.own is None and pending.walk is not None:
+            if pending.own is None and pending.cursor is not None:
+                self.cursors.drop(pending.cursor)  # its page comes too late: give it up
+                pending.own = self._gone(pending)
+            elif pending.own is None and pending.walk is not None:
                 pending.own = pending.walk.snapshot(self.cfg.name, now - pending.arrived)
             self._finish(pending)
 
@@ -419,7 +562,7 @@ class Node:
             waiters = self._walk_waiters.get(walk.token)
             if waiters and pending in waiters:
                 waiters.remove(pending)
-            if walk.waiters <= 0 and walk.status is None:
+            if walk.waiters <= 0 and walk.status is None and walk.cursor is None:
                 self.workers.abandon(walk)  # type: ignore[union-attr]
         self._reply(pending)
 
@@ -437,8 +580,22 @@ class Node:
             sources.extend(statuses)
             chunks.extend(relayed)
         header = ReplyHeader(request.id, request.op, True, None, tuple(sources), len(chunks))
+        if request.paged and request.op == "list":
+            header = header._replace(token=self._token(pending), paged=True)
         self._log(request, sources, pending.arrived)
         self._send(pending.envelope, [protocol.encode_header(header), *chunks])
+
+    def _token(self, pending: Pending) -> Optional[bytes]:
+        """The whole listing's position at this node: its own, and each unfinished upstream's."""
+        cursor_id, after, done = pending.position
+        upstreams = tuple(
+            (call.link.endpoint, call.header.token) for call in pending.calls  # type: ignore[union-attr]
+            if call.error is None and call.header is not None and call.header.ok
+            and call.header.token is not None)
+        if done and not upstreams:
+            return None
+        return protocol.encode_token(protocol.Token(pending.request.path, self.node_id,
+                                                    cursor_id, after, done, upstreams))
 
     def _absorb(self, call: Call) -> Tuple[List[SourceStatus], List[object]]:
         """One upstream's answer as source maps and chunk frames to relay untouched."""

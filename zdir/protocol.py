@@ -26,6 +26,13 @@ MAX_ECHOED_OP = 32  # an op longer than this is not echoed in an error reply
 # With these limits the largest valid request stays under the servers' default
 # --max-request-bytes (64 KiB), so a valid request is never silently dropped.
 MAX_ITEM_CHARS = 256  # one glob or exclude pattern, one trail entry
+# Paging (docs/protocol.md, "Pages"): a token is opaque to clients and checked like a path.
+MAX_TOKEN_BYTES = 32 * 1024  # one token, upstreams' tokens inside it included
+MAX_KEY_BYTES = 16 * 1024  # a position: a listed name (recursive: a path under PATH)
+MAX_CURSOR_ID_BYTES = 16
+MAX_TOKEN_UPSTREAMS = 1024
+MAX_ENDPOINT_CHARS = 256
+TOKEN_FORMAT = 1  # the first item of every token; another value is refused
 
 Name = Union[str, bytes]
 
@@ -87,6 +94,36 @@ class Request(NamedTuple):
     deadline_ms: Optional[int] = None
     trail: Tuple[str, ...] = ()
     targets: bool = False  # symlink targets, in a 7th chunk item (only sent when true)
+    # Paging: a request with any of these is paged (each is sent only when set).
+    page_entries: Optional[int] = None  # at most this many entries per source per page
+    page_ms: Optional[int] = None  # answer with what there is after this long
+    token: Optional[bytes] = None  # the header ``token`` of the previous page
+    horizon: Optional[Name] = None  # a source whose position is past this name waits
+
+    @property
+    def paged(self) -> bool:
+        return (self.page_entries is not None or self.page_ms is not None
+                or self.token is not None)
+
+
+_PAGING_KEYS = ("page_entries", "page_ms", "token", "horizon")
+
+
+class Token(NamedTuple):
+    """A node's position in one paged listing (decoded from the opaque bin).
+
+    ``after``: the last name this node's own source sent (None: nothing yet);
+    ``done``: its own source is finished; ``cursor``: the id of the walk it keeps
+    for this listing (a lease); ``upstreams``: each unfinished upstream's own token,
+    by endpoint. ``node_id`` says which node made it: a cursor is only looked up there.
+    """
+
+    path: Name
+    node_id: str = ""
+    cursor: Optional[bytes] = None
+    after: Optional[Name] = None
+    done: bool = False
+    upstreams: Tuple[Tuple[str, bytes], ...] = ()
 
 
 class SourceStatus(NamedTuple):
@@ -107,6 +144,10 @@ class SourceStatus(NamedTuple):
     via: Optional[str] = None
     upstreams: Optional[int] = None
     behind: Optional[int] = None
+    # Paged replies only: this source's position for its next page (None: finished),
+    # and the last name it has sent in the whole listing so far.
+    next: Optional[bytes] = None
+    last: Optional[Name] = None
 
     @property
     def code(self) -> Optional[str]:
@@ -129,6 +170,8 @@ class ReplyHeader(NamedTuple):
     error: Optional[dict] = None
     sources: Tuple[SourceStatus, ...] = ()
     chunks: int = 0
+    token: Optional[bytes] = None  # paged: the whole listing's position; None: finished
+    paged: bool = False  # a paged reply (``token`` and every source's ``next`` are sent)
 
     @property
     def code(self) -> Optional[str]:
@@ -193,6 +236,9 @@ def encode_request(request: Request) -> bytes:
     wire["trail"] = list(request.trail)
     if not request.targets:
         del wire["targets"]  # a node older than the key never needs to see it
+    for key in _PAGING_KEYS:
+        if wire[key] is None:
+            del wire[key]  # an unpaged request is exactly what it was before paging
     return pack(wire)
 
 
@@ -276,6 +322,16 @@ def check_request(request: Request) -> None:
     for key, value in (("max_depth", request.max_depth), ("deadline_ms", request.deadline_ms)):
         if value is not None and (type(value) is not int or value < 0):
             raise RemoteProtocolError(f"'{key}' must be a non-negative integer or nil")
+    for key, value in (("page_entries", request.page_entries), ("page_ms", request.page_ms)):
+        if value is not None and (type(value) is not int or value < 1):
+            raise RemoteProtocolError(f"'{key}' must be a positive integer or nil")
+    if request.token is not None and (not isinstance(request.token, bytes)
+                                      or not 0 < len(request.token) <= MAX_TOKEN_BYTES):
+        raise RemoteProtocolError(f"'token' must be nil or 1 to {MAX_TOKEN_BYTES} bytes (bin)")
+    if request.horizon is not None and (not isinstance(request.horizon, (str, bytes))
+                                        or len(request.horizon) > MAX_KEY_BYTES):
+        raise RemoteProtocolError(f"'horizon' must be nil or a name (str or bin) of at most "
+                                  f"{MAX_KEY_BYTES} bytes")
     for key, value, limit in (("glob", request.glob, MAX_PATTERNS),
                               ("exclude", request.exclude, MAX_PATTERNS),
                               ("trail", request.trail, MAX_TRAIL)):
@@ -294,18 +350,25 @@ def check_request(request: Request) -> None:
 def encode_header(header: ReplyHeader) -> bytes:
     """The reply's first frame."""
     wire = {"v": VERSION, **header._asdict()}
-    wire["sources"] = [_source_to_wire(s) for s in header.sources]
+    del wire["paged"]
+    if not header.paged:
+        del wire["token"]
+    wire["sources"] = [_source_to_wire(s, header.paged) for s in header.sources]
     return pack(wire)
 
 
 _OPTIONAL_SOURCE_KEYS = ("version", "uptime_s", "node_id", "via", "upstreams", "behind")
 
 
-def _source_to_wire(source: SourceStatus) -> dict:
+def _source_to_wire(source: SourceStatus, paged: bool = False) -> dict:
     wire = source._asdict()
     for key in _OPTIONAL_SOURCE_KEYS:
         if wire[key] is None:
             del wire[key]
+    if not paged:
+        del wire["next"], wire["last"]
+    elif wire["last"] is None:
+        del wire["last"]
     return wire
 
 
@@ -336,6 +399,8 @@ def decode_header(frame: bytes) -> ReplyHeader:
             error=wire.get("error"),
             sources=sources,
             chunks=wire.get("chunks", 0),
+            token=wire.get("token"),
+            paged="token" in wire,
         )
     except (KeyError, TypeError) as exc:
         raise RemoteProtocolError(f"reply header is incomplete: {exc}") from exc
@@ -343,6 +408,10 @@ def decode_header(frame: bytes) -> ReplyHeader:
         raise RemoteProtocolError("reply header 'id' must be bin and 'op' a string")
     if type(header.ok) is not bool or type(header.chunks) is not int or header.chunks < 0:
         raise RemoteProtocolError("reply header 'ok' must be a boolean, 'chunks' a count")
+    if header.token is not None and (not isinstance(header.token, bytes)
+                                     or not 0 < len(header.token) <= MAX_TOKEN_BYTES):
+        raise RemoteProtocolError(f"reply header 'token' must be nil or 1 to "
+                                  f"{MAX_TOKEN_BYTES} bytes (bin)")
     _check_error(header.error)
     return header
 
@@ -365,6 +434,9 @@ def _source_from_wire(wire: Any) -> SourceStatus:
             and type(source.elapsed_ms) in _NUMBER
             and type(source.uptime_s) in _NUMBER | {type(None)}):
         raise TypeError("a source's 'endpoint' and 'version' are strings, times are numbers")
+    if not (isinstance(source.next, (bytes, type(None)))
+            and isinstance(source.last, (str, bytes, type(None)))):
+        raise TypeError("a source's 'next' is nil or bin, 'last' nil or a name")
     _check_error(source.error)
     return source
 
@@ -455,3 +527,49 @@ def name_from_wire(name: Name) -> str:
     if isinstance(name, bytes):
         return name.decode("utf-8", "surrogateescape")
     return name
+
+
+# -- paging tokens --------------------------------------------------------------------------
+
+def encode_token(token: Token) -> bytes:
+    """The opaque bin a node hands out: ``[1, path, node_id, cursor, after, done, {ep: tok}]``."""
+    return pack([TOKEN_FORMAT, token.path, token.node_id, token.cursor, token.after,
+                 token.done, dict(token.upstreams)])
+
+
+def decode_token(raw: bytes, path: Name) -> Token:
+    """Check a token as strictly as a path; its ``path`` must be ``path`` (as sent).
+
+    Raises RemoteProtocolError (``bad_request``): the sender's token is forged,
+    damaged, or belongs to another listing. Nothing in a valid token is trusted
+    beyond a comparison key: ``after`` is only compared, never opened.
+    """
+    if not isinstance(raw, bytes) or not 0 < len(raw) <= MAX_TOKEN_BYTES:
+        raise RemoteProtocolError(f"a token is 1 to {MAX_TOKEN_BYTES} bytes of bin")
+    wire = unpack(raw, "token")
+    if not isinstance(wire, list) or len(wire) != 7 or wire[0] != TOKEN_FORMAT:
+        raise RemoteProtocolError("not a zdir token (or one of another format)")
+    _, token_path, node_id, cursor, after, done, upstreams = wire
+    if not isinstance(token_path, (str, bytes)) or token_path != path:
+        raise RemoteProtocolError("the token belongs to another path: start the listing again "
+                                  "without a token")
+    if not isinstance(node_id, str) or len(node_id) > MAX_ITEM_CHARS:
+        raise RemoteProtocolError("a token's node id is a string of at most "
+                                  f"{MAX_ITEM_CHARS} characters")
+    if cursor is not None and (not isinstance(cursor, bytes)
+                               or not 0 < len(cursor) <= MAX_CURSOR_ID_BYTES):
+        raise RemoteProtocolError("a token's cursor is nil or a short bin")
+    if after is not None and (not isinstance(after, (str, bytes)) or not after
+                              or len(after) > MAX_KEY_BYTES):
+        raise RemoteProtocolError("a token's position is nil or a name")
+    if type(done) is not bool:
+        raise RemoteProtocolError("a token's 'done' is a boolean")
+    if not isinstance(upstreams, dict) or len(upstreams) > MAX_TOKEN_UPSTREAMS:
+        raise RemoteProtocolError("a token's upstreams are a map of at most "
+                                  f"{MAX_TOKEN_UPSTREAMS}")
+    for endpoint, inner in upstreams.items():
+        if not isinstance(endpoint, str) or len(endpoint) > MAX_ENDPOINT_CHARS:
+            raise RemoteProtocolError("a token's upstream is named by its endpoint (a string)")
+        if not isinstance(inner, bytes) or not inner:
+            raise RemoteProtocolError("an upstream's token is a non-empty bin")
+    return Token(token_path, node_id, cursor, after, done, tuple(upstreams.items()))

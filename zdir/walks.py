@@ -21,6 +21,7 @@ from __future__ import annotations
 import collections
 import logging
 import queue
+import sys
 import threading
 import time
 from typing import Callable, Deque, Dict, List, Optional, OrderedDict, Tuple
@@ -30,6 +31,7 @@ import zmq
 from . import protocol
 from .cache import ListingCache
 from .errors import ListingError
+from .cursors import Cursor, Page
 from .lister import DirListing, Options
 from .protocol import ErrorCode, SourceStatus, error_dict
 
@@ -46,7 +48,7 @@ class Walk:
     """One listing of this node's root, shared by every request that asks for it."""
 
     __slots__ = ("key", "request", "peer", "top", "token", "frames", "counted", "status",
-                 "started", "finished", "cancelled", "waiters", "listing")
+                 "started", "finished", "cancelled", "waiters", "listing", "cursor", "page")
 
     def __init__(self, key: tuple, request: protocol.Request, peer: bytes, token: bytes) -> None:
         self.key = key
@@ -62,6 +64,8 @@ class Walk:
         self.cancelled = False
         self.waiters = 0  # requests still waiting for it
         self.listing: Optional[DirListing] = None  # set by the worker once it is open
+        self.cursor: Optional[Cursor] = None  # paged: the walk continues this cursor ...
+        self.page: Optional[Page] = None  # ... and leaves one page here
 
     def snapshot(self, name: str, waited: float) -> Tuple[SourceStatus, List[bytes]]:
         """What the walk has so far, as a partial source: for a request at its deadline.
@@ -225,7 +229,10 @@ class Workers:
                 walk = self._jobs.get()
                 if walk is None:
                     return
-                self._list(walk)
+                if walk.cursor is not None:
+                    self._page(walk)
+                else:
+                    self._list(walk)
                 walk.finished = True
                 done.send(walk.token)
                 with self._lock:
@@ -276,6 +283,69 @@ class Workers:
         walk.status = SourceStatus(
             name, True, error=error_dict(warning.code, warning.message) if warning else None,
             entries=listing.entries, truncated=listing.truncated, elapsed_ms=_ms_since(started))
+
+
+    def _page(self, walk: Walk) -> None:
+        """Continue a cursor's walk for one page: up to ``page_entries``, or ``page_ms``."""
+        cursor = walk.cursor
+        assert cursor is not None
+        request = walk.request
+        page = walk.page = Page()
+        started = time.monotonic()
+        limit = cursor.options.page_entries or sys.maxsize
+        flush_at = started + request.page_ms / 1000.0 if request.page_ms else float("inf")
+        name = self.name
+
+        def encode(chunk: protocol.Chunk) -> bytes:
+            cursor.tail = (len(chunk.names), chunk.names[-1])
+            return protocol.encode_chunk(name, chunk)
+
+        try:
+            if cursor.frames is None:  # the first page: open the listing
+                listing = cursor.listing = DirListing(self.root, request.path, cursor.options)
+                if cursor.options.after:  # a resumed listing is never the whole one
+                    cursor.frames = (encode(chunk) for chunk in listing)
+                else:
+                    cursor.frames = self.cache.frames(listing, encode)
+            listing = cursor.listing
+            listing.page_end = cursor.produced + limit
+            listing.flush_at = flush_at
+            while page.entries < limit and not (request.page_ms and time.monotonic() >= flush_at):
+                cursor.tail = None
+                try:
+                    frame = next(cursor.frames)  # type: ignore[arg-type]
+                except StopIteration:
+                    page.finished = True
+                    break
+                count, last = cursor.tail or _tail(frame)  # no tail: a kept (cached) frame
+                page.frames.append(frame)
+                page.entries += count
+                page.last = last
+                cursor.produced += count
+        except ListingError as exc:
+            page.finished = True
+            cursor.status = SourceStatus(name, False, error=error_dict(exc.code, exc.message),
+                                         elapsed_ms=_ms_since(started))
+            return
+        except Exception as exc:  # a bug: the request gets an answer, the log the details
+            log.error("listing %r failed", request.path, exc_info=exc)
+            page.finished = True
+            message = f"{type(exc).__name__} on {name}; its log has the details"
+            cursor.status = SourceStatus(name, False, error=error_dict(ErrorCode.INTERNAL,
+                                                                       message))
+            return
+        if page.finished:
+            listing = cursor.listing
+            warning = listing.warning
+            cursor.status = SourceStatus(
+                name, True, error=error_dict(warning.code, warning.message) if warning else None,
+                truncated=listing.truncated)
+
+
+def _tail(frame: bytes) -> Tuple[int, protocol.Name]:
+    """Entries in an encoded chunk, and its last name."""
+    names = protocol.unpack(frame, "chunk")[1]
+    return len(names), names[-1]
 
 
 def _ms_since(started: float) -> float:

@@ -30,6 +30,10 @@ requests = st.builds(
     exclude=st.lists(st.text(max_size=10), max_size=5).map(tuple),
     deadline_ms=st.none() | st.integers(0, 10**9),
     trail=st.lists(st.text(max_size=20), max_size=5).map(tuple),
+    page_entries=st.none() | st.integers(1, 10**9),
+    page_ms=st.none() | st.integers(1, 10**9),
+    token=st.none() | st.binary(min_size=1, max_size=64),
+    horizon=st.none() | names,
 )
 
 
