@@ -341,6 +341,10 @@ def client_flags() -> config.Flags:
     flags.switch("--json", help='one JSON document {"entries": [...], "sources": [...]}')
     flags.switch("--ndjson", help='one JSON object per entry and line, streamed as decoded, '
                                   'then {"sources": [...]} as the last line')
+    flags.add("--page-entries", default=config.PAGE_ENTRIES, type=config.count, metavar="N",
+              help="ask for the listing in pages of at most N entries per source, merged "
+                   "and printed as they arrive, the next page already asked for; memory "
+                   "stays bounded on every hop. 0: one reply with everything")
     flags.switch("--ping", help="ask every node for its name, version, uptime and upstreams")
     flags.switch("-v", "--verbose",
                  help="with --ping, one line per source even for a fleet (whose nodes "
@@ -421,13 +425,17 @@ def _list(client: Client, args: argparse.Namespace,
     reply = client.stream(
         args.path, all=args.all, stat=_needs_stat(args, colors), recursive=args.recursive,
         max_depth=args.max_depth, glob=args.glob, exclude=args.exclude,
+        page_entries=args.page_entries or None,
     )
-    sources = progress.sources = reply.sources
-    chosen = _chosen_sources(args.source, sources)
+    sources = progress.sources = reply.sources  # a paged listing updates it as pages come
+    chosen = _chosen_sources(args.source, tuple(sources))
     entries: Iterable[Entry] = reply
     if args.source:
         wanted = {s.name for s in chosen}  # --source may be a glob or a range
-        entries = (e for e in entries if e.source in wanted)
+        if isinstance(reply, Pages):
+            reply.only = wanted
+        else:
+            entries = (e for e in entries if e.source in wanted)
     records: Iterable[Any]
     if args.compare:
         from .compare import compare
@@ -521,6 +529,8 @@ def _ordered(entries: Iterable[Entry], args: argparse.Namespace,
     sort = args.sort or ("none" if args.ndjson else "name")
     if sort == "none":
         return entries
+    if sort == "name" and isinstance(entries, Pages):  # merged in order as pages arrive
+        return entries.entries()[::-1] if args.reverse else entries
     if sort == "name" and isinstance(entries, Reply):
         # Columns, not Entry tuples: a fraction of the time and memory on large listings.
         # Entries arrive in the sources' order, so a stable sort breaks ties as below.

@@ -34,6 +34,9 @@ CACHE_MB = 64
 STAT_TTL = 3.0  # seconds sizes, mtimes and modes may be served from the cache (as NFS acregmin)
 # --compare: mtimes this close count as equal (many filesystems keep whole seconds only)
 MODIFY_WINDOW = 1.0
+# The client asks for listings in pages of at most this many entries per source (0: one
+# reply holding everything, as before paging): memory stays bounded at every hop.
+PAGE_ENTRIES = 10_000
 
 ENV_PREFIX = "ZDIR_"
 

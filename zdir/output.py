@@ -5,7 +5,7 @@ from __future__ import annotations
 import stat as stat_module
 import time
 from typing import (IO, TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, NamedTuple,
-                    Optional, Sequence)
+                    Optional, Sequence, Tuple)
 
 from .entries import Entries
 from .protocol import ENTRY_TYPES, SourceStatus
@@ -171,6 +171,9 @@ def write_plain(entries: Iterable, out: IO[str], style: Style = PLAIN,
     ``sources`` shows at most one source with entries, the names are written as
     they come (a listing streams); otherwise the whole listing is read first.
     """
+    if getattr(entries, "ordered", False) and (len(sources) > 1 or not where):
+        _write_grouped(entries, out, style, sources, where)
+        return
     if sources and sum(1 for s in sources if s.entries) <= 1:
         _write_names(entries, out, style)
         return
@@ -190,6 +193,36 @@ def write_plain(entries: Iterable, out: IO[str], style: Style = PLAIN,
             line += f"  ({_sources_text(found)})"
         lines.append(line + "\n")
     out.writelines(lines)
+
+
+def _write_grouped(entries: Any, out: IO[str], style: Style,
+                   sources: Sequence[SourceStatus], where: bool) -> None:
+    """``write_plain`` for entries in the listing order: equal names come together, so
+    each name is written as soon as the next name is seen, a batch at a time."""
+    rank = {s.name: i for i, s in enumerate(sources)}
+    first: Any = None
+    found: List[str] = []
+
+    def line() -> str:
+        text = show_name(first, style)
+        if where and len(found) > 1:
+            found.sort(key=lambda name: rank.get(name, len(rank)))
+            text += f"  ({_sources_text(found)})"
+        return text + "\n"
+
+    for batch in entries.batches():
+        lines = []
+        for entry in batch:
+            if first is not None and entry.name == first.name:
+                if entry.source not in found:
+                    found.append(entry.source)
+                continue
+            if first is not None:
+                lines.append(line())
+            first, found = entry, [entry.source]
+        out.writelines(lines)
+    if first is not None:
+        out.write(line())
 
 
 def _sources_text(names: List[str]) -> str:
@@ -221,6 +254,17 @@ def write_long(entries: Iterable, out: IO[str], style: Style = PLAIN) -> None:
     """
     now = time.time()
     size_text: Callable[[Optional[int]], str] = human_size if style.human else _bytes
+    if getattr(entries, "ordered", False):  # streamed: columns as wide as seen so far
+        widths = (0, 0, 0)
+        for batch in entries.batches():
+            widths = _write_long_rows(batch, out, style, now, size_text, widths)
+        return
+    _write_long_rows(entries, out, style, now, size_text, (0, 0, 0))
+
+
+def _write_long_rows(entries: Iterable, out: IO[str], style: Style, now: float,
+                     size_text: Callable[[Optional[int]], str],
+                     widths: Tuple[int, int, int]) -> Tuple[int, int, int]:
     rows = [
         (
             mode_string(e.type, e.mode),
@@ -232,14 +276,15 @@ def write_long(entries: Iterable, out: IO[str], style: Style = PLAIN) -> None:
         for e in entries
     ]
     if not rows:
-        return
-    size_width = max(len(r[1]) for r in rows)
-    time_width = max(len(r[2]) for r in rows)
-    source_width = max(len(r[3]) for r in rows)
+        return widths
+    size_width = max(widths[0], max(len(r[1]) for r in rows))
+    time_width = max(widths[1], max(len(r[2]) for r in rows))
+    source_width = max(widths[2], max(len(r[3]) for r in rows))
     out.writelines(
         f"{m} {s:>{size_width}} {t:<{time_width}} {src:<{source_width}} {n}\n"
         for m, s, t, src, n in rows
     )
+    return size_width, time_width, source_width
 
 
 def _long_name(entry: Any, style: Style) -> str:

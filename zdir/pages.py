@@ -62,6 +62,7 @@ class Pages:
         self.sources: List[SourceStatus] = []
         self._state: Dict[str, _Source] = {}
         self.on_page = on_page  # called after each page is read (a progress line)
+        self.only: Optional[set] = None  # give out only these sources' entries (--source)
         self.pages = 0
         self._statuses(self._reply.header.sources)
 
@@ -105,8 +106,9 @@ class Pages:
                 continue
             batch = Entries.from_chunk(source, chunk)
             if batch.names:
-                state.batches.append(batch)
                 state.key = self._key(batch.names[-1])
+                if self.only is None or source in self.only:
+                    state.batches.append(batch)
 
     # -- giving entries out -----------------------------------------------------------------
 

@@ -9,13 +9,14 @@ from typing import IO, Any, Optional, Sequence
 
 DELAY = 1.0  # seconds before the line appears: a quick listing never shows one
 INTERVAL = 0.1  # seconds between redraws
+PER_SOURCE = 4  # up to this many sources, the line counts each one's entries
 
 
 class Progress:
     """``waiting for ENDPOINT... 1.2s``, then the sources that answered and their entries.
 
-    A timer thread draws the line, because the reply arrives whole and the main
-    thread is blocked until then. With ``stream=None`` it does nothing at all, so
+    A timer thread draws the line, because the main thread is blocked in a reply or
+    busy sorting; a paged listing updates ``sources`` as each page arrives. With ``stream=None`` it does nothing at all, so
     callers need no ``if``; ``stop`` must come before anything is written to stdout.
     """
 
@@ -56,10 +57,14 @@ class Progress:
 
     def _line(self) -> str:
         elapsed = time.monotonic() - self._started
-        if self.sources:  # the reply is in; decoding, sorting or comparing goes on
-            answered = sum(1 for s in self.sources if not s.failed)
-            entries = sum(s.entries for s in self.sources)
-            text = (f"zdir: {answered} of {len(self.sources)} sources answered, "
+        sources = list(self.sources)  # a paged listing updates it as its pages arrive
+        if 0 < len(sources) <= PER_SOURCE:  # entries received so far, source by source
+            counts = ", ".join(f"{s.name} {s.entries}" for s in sources)
+            text = f"zdir: {counts} entries... {elapsed:.1f}s"
+        elif sources:
+            answered = sum(1 for s in sources if not s.failed)
+            entries = sum(s.entries for s in sources)
+            text = (f"zdir: {answered} of {len(sources)} sources answered, "
                     f"{entries} entries... {elapsed:.1f}s")
         else:
             text = f"zdir: waiting for {self.endpoint}... {elapsed:.1f}s"
