@@ -21,7 +21,7 @@ import collections
 import logging
 import os
 import time
-from typing import Any, Iterator, List, Optional, OrderedDict, Tuple
+from typing import Any, Dict, Iterator, List, Optional, OrderedDict, Tuple
 
 from .protocol import Name
 
@@ -35,10 +35,12 @@ CURSOR_ID_BYTES = 8
 class Page:
     """One page of a cursor's walk, as a worker made it."""
 
-    __slots__ = ("frames", "entries", "last", "finished")
+    __slots__ = ("frames", "counts", "entries", "last", "finished", "base")
 
-    def __init__(self) -> None:
+    def __init__(self, base: int = 0) -> None:
         self.frames: List[bytes] = []
+        self.counts: List[int] = []  # entries per frame, appended before the frame
+        self.base = base  # chunks the walk had made before this page
         self.entries = 0
         self.last: Optional[Name] = None  # wire name of its last entry
         self.finished = False  # the walk ended in this page
@@ -56,6 +58,7 @@ class Cursor:
         self.listing = None  # the DirListing, opened by the first page's worker
         self.frames: Optional[Iterator[bytes]] = None  # its encoded chunks, suspended
         self.produced = 0  # entries taken from ``frames``
+        self.chunks = 0  # chunks taken from ``frames``
         self.job = None  # the walk (walks.Walk) making the next page, while one does
         self.ahead: Optional[Page] = None  # a page made before anyone asked
         self.status = None  # the listing's SourceStatus once its walk ended
@@ -83,6 +86,9 @@ class Cursors:
         self.lease = lease
         self.limit = limit
         self._items: OrderedDict[bytes, Cursor] = collections.OrderedDict()
+        # Cursors still making their first page, by key: the same listing asked for
+        # again meanwhile (a retry, another user) joins that page.
+        self.starting: Dict[tuple, Cursor] = {}
 
     def __len__(self) -> int:
         return len(self._items)
@@ -102,8 +108,17 @@ class Cursors:
         cursor.used = now
         return cursor
 
+    def joinable(self, key: tuple) -> Optional[Cursor]:
+        """A cursor of this listing whose first page is being made, to share."""
+        cursor = self.starting.get(key)
+        if cursor is None or cursor.dropped or cursor.job is None or cursor.sent is not None:
+            return None
+        return cursor
+
     def add(self, cursor: Cursor) -> None:
         self._items[cursor.id] = cursor
+        if cursor.sent is None:
+            self.starting[cursor.key] = cursor
         while len(self._items) > self.limit:
             _, oldest = next(iter(self._items.items()))
             self.drop(oldest)
@@ -111,6 +126,8 @@ class Cursors:
     def drop(self, cursor: Cursor) -> None:
         """Forget ``cursor``; its walk is closed now, or when its running page is done."""
         self._items.pop(cursor.id, None)
+        if self.starting.get(cursor.key) is cursor:
+            del self.starting[cursor.key]
         cursor.dropped = True
         if cursor.job is None:
             cursor.close()

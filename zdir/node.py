@@ -381,6 +381,8 @@ class Node:
         key = (protocol.name_from_wire(request.path), *options)
         mine = token is not None and token.node_id == self.node_id
         cursor = self.cursors.find(token.cursor if mine else None, key, after, now)  # type: ignore[union-attr]
+        if token is None:
+            cursor = self.cursors.joinable(key)
         if after is not None and request.horizon is not None                 and order_key(after) > order_key(request.horizon):
             # Past the client's horizon: another source must catch up first.
             kept = cursor.id if cursor is not None else None
@@ -463,6 +465,33 @@ class Node:
         for pending in waiters:
             if pending.complete:
                 self._finish(pending)
+
+    def _snapshot(self, pending: Pending, now: float) -> Tuple[SourceStatus, List[bytes]]:
+        """A page still being made at the deadline: what it has, and the source ends there.
+
+        As for an unpaged walk (``Walk.snapshot``), that includes the entries gathered
+        for the next chunk; the cursor is given up, so nothing is sent twice.
+        """
+        walk, cursor = pending.walk, pending.cursor
+        assert walk is not None and cursor is not None
+        pending.position = (None, None, True)
+        page = walk.page
+        frames = page.frames[:] if page is not None else []
+        entries = sum(page.counts[:len(frames)]) if page is not None else 0
+        listing = cursor.listing
+        if page is not None and listing is not None:
+            taken, gathered = listing.gathered()
+            if gathered is not None and taken == page.base + len(frames):
+                frames.append(protocol.encode_chunk(self.cfg.name, gathered))
+                entries += len(gathered.names)
+        if walk.started is None:
+            why = "no worker was free before the deadline (the node is busy)"
+        else:
+            why = "the listing was still running at the deadline (a slow or hung file system?)"
+        status = SourceStatus(self.cfg.name, True, error=error_dict(ErrorCode.TIMEOUT, why),
+                              entries=entries, truncated=True,
+                              elapsed_ms=round((now - pending.arrived) * 1000.0, 3))
+        return status, frames
 
     def _gone(self, pending: Pending) -> Tuple[SourceStatus, List[bytes]]:
         """The own part when its cursor was given up under a request: a failed source."""
@@ -547,8 +576,7 @@ class Node:
                 if not call.done:
                     self.exchange.time_out(call)
             if pending.own is None and pending.cursor is not None:
-                self.cursors.drop(pending.cursor)  # its page comes too late: give it up
-                pending.own = self._gone(pending)
+                pending.own = self._snapshot(pending, now)  # the source ends there
             elif pending.own is None and pending.walk is not None:
                 pending.own = pending.walk.snapshot(self.cfg.name, now - pending.arrived)
             self._finish(pending)
@@ -563,6 +591,12 @@ class Node:
             if waiters and pending in waiters:
                 waiters.remove(pending)
             if walk.waiters <= 0 and walk.status is None and walk.cursor is None:
+                self.workers.abandon(walk)  # type: ignore[union-attr]
+            elif walk.waiters <= 0 and walk.cursor is not None and walk.started is not None \
+                    and not walk.finished and walk.token in self.workers.running:  # type: ignore[union-attr]
+                # A page nobody waits for any more, still being made at a deadline: the
+                # requests ended their source there, so the walk is given up.
+                self.cursors.drop(walk.cursor)
                 self.workers.abandon(walk)  # type: ignore[union-attr]
         self._reply(pending)
 

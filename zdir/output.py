@@ -314,7 +314,9 @@ def entry_dict(entry) -> dict:
 def source_dict(source: SourceStatus) -> dict:
     """The JSON shape of one source's status."""
     kept = ("endpoint", "error")
-    return {k: v for k, v in source._asdict().items() if v is not None or k in kept}
+    paging = ("next", "last")  # a paged listing's positions: the wire's business, not output's
+    return {k: v for k, v in source._asdict().items()
+            if (v is not None or k in kept) and k not in paging}
 
 
 def write_json(entries: Iterable, sources: Sequence[SourceStatus], out: IO[str], *,

@@ -290,7 +290,7 @@ class Workers:
         cursor = walk.cursor
         assert cursor is not None
         request = walk.request
-        page = walk.page = Page()
+        page = walk.page = Page(cursor.chunks)
         started = time.monotonic()
         limit = cursor.options.page_entries or sys.maxsize
         flush_at = started + request.page_ms / 1000.0 if request.page_ms else float("inf")
@@ -303,11 +303,14 @@ class Workers:
         try:
             if cursor.frames is None:  # the first page: open the listing
                 listing = cursor.listing = DirListing(self.root, request.path, cursor.options)
+                walk.listing = listing
+                if walk.cancelled:  # abandoned while it was being opened
+                    listing.cancel()
                 if cursor.options.after:  # a resumed listing is never the whole one
                     cursor.frames = (encode(chunk) for chunk in listing)
                 else:
                     cursor.frames = self.cache.frames(listing, encode)
-            listing = cursor.listing
+            listing = walk.listing = cursor.listing
             listing.page_end = cursor.produced + limit
             listing.flush_at = flush_at
             while page.entries < limit and not (request.page_ms and time.monotonic() >= flush_at):
@@ -318,7 +321,9 @@ class Workers:
                     page.finished = True
                     break
                 count, last = cursor.tail or _tail(frame)  # no tail: a kept (cached) frame
+                page.counts.append(count)  # before the frame: a snapshot reads frames first
                 page.frames.append(frame)
+                cursor.chunks += 1
                 page.entries += count
                 page.last = last
                 cursor.produced += count

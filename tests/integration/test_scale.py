@@ -155,12 +155,15 @@ def test_recursion_walks_every_source_relative_to_the_path_without_following_lin
 def test_server_limits_cut_the_listing_short_with_a_code(cluster, tmp_path):
     wide = cluster.b(make_tree(tmp_path / "wide", {f"n{i:03d}": "" for i in range(200)}),
                      "--max-entries", "50")
-    proc, doc, _ = listing(wide.endpoint)
+    proc, doc, _ = listing(wide.endpoint, "--page-entries", "0")  # one reply: cut at 50
     assert proc.returncode == 3
     (status,) = doc["sources"]
     assert status["truncated"] and status["error"]["code"] == "limit_exceeded"
     assert status["entries"] == len(doc["entries"]) == 50
     assert "limit_exceeded" in proc.stderr_text
+    # --max-entries bounds each reply: paged, every entry comes, 50 at most per page.
+    proc, doc, _ = listing(wide.endpoint, "--page-entries", "80")
+    assert proc.returncode == 0 and len(doc["entries"]) == 200
     deep = cluster.b(make_tree(tmp_path / "deep", {"a": {"b": {"c": {"d": ""}}}}),
                      "--max-depth", "2")
     proc, doc, _ = listing(deep.endpoint, "-R")

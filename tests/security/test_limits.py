@@ -20,7 +20,7 @@ def sources(proc) -> dict:
 def test_max_entries_truncates_with_limit_exceeded(cluster, tmp_path):
     root = make_tree(tmp_path / "r", {f"f{i}": "x" for i in range(10)})
     b = cluster.b(root, "--max-entries", "4", "--chunk-entries", "3")
-    proc = run_client("--server", b.endpoint, "--json")
+    proc = run_client("--server", b.endpoint, "--json", "--page-entries", "0")
     assert proc.returncode == 3
     status = sources(proc)["server_b"]
     assert status["truncated"] and status["entries"] == 4
