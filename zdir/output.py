@@ -6,6 +6,7 @@ import operator
 import stat as stat_module
 import time
 from itertools import chain, repeat
+from types import SimpleNamespace
 from typing import (IO, TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, NamedTuple,
                     Optional, Sequence)
 
@@ -180,17 +181,31 @@ def write_plain(entries: Iterable, out: IO[str], style: Style = PLAIN,
     if sources and sum(1 for s in sources if s.entries) <= 1:
         _write_names(entries, out, style)
         return
-    copies: Dict[str, List[Any]] = {}  # name -> [its first entry, source, source, ...]
-    for entry in entries:
-        seen = copies.get(entry.name)
+    if hasattr(entries, "batches"):  # columns: a name only one source has needs no grouping
+        batches = list(entries.batches())  # type: ignore[attr-defined]
+        names = list(chain.from_iterable(b.names for b in batches))
+        if len(set(names)) == len(names):
+            _write_names(SimpleNamespace(batches=lambda: iter(batches)), out, style)
+            return
+        del names
+        rows: Iterable[Any] = ((b, i, name, source) for b in batches
+                               for i, (name, source) in enumerate(zip(b.names, b.sources)))
+    else:
+        rows = ((None, e, e.name, e.source) for e in entries)
+    # name -> [(batch, index) or (None, entry) of its first row, {source: None, ...}]: a
+    # dict, not a list, as a thousand sources of one name would make ``in`` quadratic
+    copies: Dict[str, List[Any]] = {}
+    for batch, row, name, source in rows:
+        seen = copies.get(name)
         if seen is None:
-            copies[entry.name] = [entry, entry.source]
-        elif entry.source not in seen:
-            seen.append(entry.source)
+            copies[name] = [(batch, row), {source: None}]
+        else:
+            seen[1][source] = None
     rank = {s.name: i for i, s in enumerate(sources)}
     lines = []
-    for first, *found in copies.values():
-        line = show_name(first, style)
+    for (batch, first), found_sources in copies.values():
+        found = list(found_sources)
+        line = show_name(first if batch is None else batch[first], style)
         if where and len(found) > 1:
             found.sort(key=lambda name: rank.get(name, len(rank)))
             line += f"  ({_sources_text(found)})"
@@ -207,12 +222,9 @@ def _sources_text(names: List[str]) -> str:
 
 def _write_names(entries: Iterable, out: IO[str], style: Style) -> None:
     """One escaped name per line, as the entries come (a batch at a time when they are columns)."""
-    if style.colors is None and not style.classify and hasattr(entries, "batches"):
+    if hasattr(entries, "batches"):
         for batch in entries.batches():  # a column of names at a time (zdir.entries)
-            names = batch.names
-            joined = "".join(names)
-            if not joined.isprintable() or "\\" in joined:
-                names = list(map(escape_name, names))
+            names = _name_texts(batch, style, targets=False)
             if names:
                 out.write("\n".join(names) + "\n")
         return
@@ -364,19 +376,20 @@ def _time_texts(column: Optional[list], cache: Dict[Any, str], now: float, style
     return list(map(texts.__getitem__, column))
 
 
-def _name_texts(batch: Entries, style: Style) -> List[str]:
-    """show_name per entry: escaped names (checked once per batch), coloured and
-    classified by (type, mode) once per distinct pair."""
+def _name_texts(batch: Entries, style: Style, targets: bool = True) -> List[str]:
+    """show_name per entry (``_long_name`` for known symlink targets when ``targets``):
+    escaped names (checked once per batch), coloured and classified by (type, mode)
+    once per distinct pair."""
     names = batch.names
     joined = "".join(names)
     if not joined.isprintable() or "\\" in joined:
         names = list(map(escape_name, names))
-    targets = getattr(batch, "targets", None)
     if style.colors is not None or style.classify:
         names = _decorated(batch, names, style)
-    if targets is not None and any(t is not None for t in targets):
+    known = getattr(batch, "targets", None) if targets else None
+    if known is not None and any(t is not None for t in known):
         names = list(names)
-        for index, target in enumerate(targets):
+        for index, target in enumerate(known):
             if target is not None:
                 names[index] = _long_name(batch[index], style)
     return names

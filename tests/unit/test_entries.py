@@ -165,3 +165,22 @@ def test_long_columns_show_known_targets_as_the_per_entry_writer_does():
         fast, slow = long_texts(rows, style, batch_size=2)
         assert fast == slow
         assert "ink\x1b[0m -> a\n" in fast or "ink -> a\n" in fast
+
+
+@given(st.lists(st.builds(Entry, st.sampled_from(["x", "y", "z\n", "ü"]),
+                          st.sampled_from(["file", "dir", "symlink"]), st.none(), st.none(),
+                          modes, st.sampled_from(["a", "b", "c"])), max_size=30),
+       st.sampled_from(STYLES), st.booleans())
+def test_plain_columns_group_names_as_the_per_entry_writer_does(rows, style, where):
+    sources = [SourceStatus(name, True, entries=1) for name in ("c", "a", "b")]
+    fast, slow = io.StringIO(), io.StringIO()
+    columns = Entries.from_entries(rows)
+    output.write_plain(SimpleNamespace(batches=lambda: columns.batches(4)), fast, style, sources,
+                       where)
+    output.write_plain(iter(rows), slow, style, sources, where)
+    assert fast.getvalue() == slow.getvalue()
+    unique = [Entry(f"n{i}", "file", None, None, FILE, "ab"[i % 2]) for i in range(9)]
+    fast, slow = io.StringIO(), io.StringIO()
+    output.write_plain(Entries.from_entries(unique), fast, style, sources)
+    output.write_plain(iter(unique), slow, style, sources)
+    assert fast.getvalue() == slow.getvalue()
