@@ -172,24 +172,27 @@ class Client:
 
     def stream(self, path: Union[str, bytes] = "", *, all: bool = False, stat: bool = True,
                recursive: bool = False, max_depth: Optional[int] = None,
-               glob: Sequence[str] = (), exclude: Sequence[str] = ()) -> Reply:
+               glob: Sequence[str] = (), exclude: Sequence[str] = (),
+               targets: bool = False) -> Reply:
         """Like ``list`` but entries are decoded chunk by chunk as the Reply is iterated."""
         reply = self.send("list", path, all=all, stat=stat,
                           recursive=recursive or max_depth is not None, max_depth=max_depth,
-                          glob=tuple(glob), exclude=tuple(exclude))
+                          glob=tuple(glob), exclude=tuple(exclude), targets=targets)
         _check_found(reply.sources, path)
         return reply
 
     def list(self, path: Union[str, bytes] = "", *, all: bool = False, stat: bool = True,
              recursive: bool = False, max_depth: Optional[int] = None,
-             glob: Sequence[str] = (), exclude: Sequence[str] = ()) -> Listing:
+             glob: Sequence[str] = (), exclude: Sequence[str] = (),
+             targets: bool = False) -> Listing:
         """All entries of PATH (relative to every server's root) and every source's status.
 
-        Raises Refused when the request is refused or no source has PATH, and
-        Unreachable when the server does not answer.
+        ``targets``: symlinks carry their target (``Entry.target``) when it stays inside
+        the root, as ``ls -l`` shows it. Raises Refused when the request is refused or no
+        source has PATH, and Unreachable when the server does not answer.
         """
         reply = self.stream(path, all=all, stat=stat, recursive=recursive,
-                            max_depth=max_depth, glob=glob, exclude=exclude)
+                            max_depth=max_depth, glob=glob, exclude=exclude, targets=targets)
         return Listing(reply.entries(), reply.sources)
 
     def ping(self) -> Tuple[SourceStatus, ...]:
@@ -371,7 +374,7 @@ def _list(client: Client, args: argparse.Namespace,
     colors = _colors(args.color)
     reply = client.stream(
         args.path, all=args.all, stat=_needs_stat(args, colors), recursive=args.recursive,
-        max_depth=args.max_depth, glob=args.glob, exclude=args.exclude,
+        max_depth=args.max_depth, glob=args.glob, exclude=args.exclude, targets=args.l,
     )
     sources = progress.sources = reply.sources
     chosen = _chosen_sources(args.source, sources)
