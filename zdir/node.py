@@ -16,8 +16,10 @@ and the rest of the answer is not held back by it.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import struct
 import threading
 import time
 import uuid
@@ -43,6 +45,7 @@ POLL_INTERVAL_MS = 100  # how often the loop looks at the stop flag
 SHUTDOWN_GRACE = 1.0  # seconds the worker threads get to close their sockets on stop
 RECEIVE_BATCH = 256  # requests read per wake-up before the loop looks at its other sockets
 CLIENT_DESCRIPTORS = 1024  # file descriptors kept for client connections, at the least
+ACCEPT_LOG_INTERVAL = 60.0  # seconds between two log lines about running out of descriptors
 
 
 class NodeConfig(NamedTuple):
@@ -112,6 +115,9 @@ class Node:
         self.pending: Dict[int, Pending] = {}
         self._walk_waiters: Dict[bytes, List[Pending]] = {}
         self._done: Optional[zmq.Socket] = None
+        self._accepts: Optional[zmq.Socket] = None  # the front end's failed accepts
+        self._accept_logged = -ACCEPT_LOG_INTERVAL
+        self._accept_failures = 0
         self.workers: Optional[Workers] = None
         self._gatekeeper: Optional["Gatekeeper"] = None
 
@@ -137,6 +143,7 @@ class Node:
             raise UsageError(f"cannot bind {self.cfg.bind}: {exc}") from exc
         self.frontend = frontend
         self.endpoint = frontend.getsockopt_string(zmq.LAST_ENDPOINT)
+        self._accepts = reliable.watch(frontend, zmq.EVENT_ACCEPT_FAILED)
         for upstream in upstreams:
             self.links.append(self._link(upstream))
         done_address = f"inproc://{self.node_id}-done"
@@ -195,7 +202,7 @@ class Node:
         log.info("SIGHUP: %d upstreams (%d added, %d removed)", len(links), added, len(current))
 
     def _shutdown(self) -> None:
-        for sock in (self.frontend, self._done):
+        for sock in (self._accepts, self.frontend, self._done):
             if sock is not None:
                 sock.close(linger=0)
         self.exchange.close()
@@ -232,6 +239,8 @@ class Node:
                         self._receive(now)
                     elif sock is self._done:
                         self._walks_done()
+                    elif sock is self._accepts:
+                        self._accept_failed(now)
                     else:
                         link = owners.get(sock)
                         if link is not None:  # else closed since the poll began
@@ -247,6 +256,7 @@ class Node:
         poller = zmq.Poller()
         poller.register(self.frontend, zmq.POLLIN)
         poller.register(self._done, zmq.POLLIN)
+        poller.register(self._accepts, zmq.POLLIN)
         owners = self.exchange.by_socket()
         for sock in owners:
             poller.register(sock, zmq.POLLIN)
@@ -261,6 +271,26 @@ class Node:
         if wakes:
             timeout = min(timeout, min(wakes) - time.monotonic())
         return max(0.0, timeout * 1000.0)
+
+    def _accept_failed(self, now: float) -> None:
+        """Out of descriptors: say so, once per interval, not once per failed accept.
+
+        libzmq retries the accept at once, and the connections it has keep being served;
+        stopping to listen would close them all (an unbound listener takes its
+        connections with it), so the remedy is the limit: see docs/security.md.
+        """
+        while True:
+            try:
+                message = self._accepts.recv_multipart(zmq.NOBLOCK)  # type: ignore[union-attr]
+            except zmq.Again:
+                break
+            if struct.unpack("=hi", message[0][:6])[1] in _NO_DESCRIPTORS:
+                self._accept_failures += 1
+        if self._accept_failures and now - self._accept_logged >= ACCEPT_LOG_INTERVAL:
+            log.warning("out of file descriptors (limit %s): %d connections could not be "
+                        "accepted; the ones already open are served; raise the limit "
+                        "(LimitNOFILE=, ulimit -n)", _descriptor_limit(), self._accept_failures)
+            self._accept_logged, self._accept_failures = now, 0
 
     def _receive(self, now: float) -> None:
         for _ in range(RECEIVE_BATCH):
@@ -488,6 +518,17 @@ class Node:
 
 def _ms_since(started: float) -> float:
     return round((time.monotonic() - started) * 1000.0, 3)
+
+
+_NO_DESCRIPTORS = {errno.EMFILE, errno.ENFILE}
+
+
+def _descriptor_limit() -> str:
+    try:
+        import resource
+    except ImportError:
+        return "unknown"
+    return str(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
 
 
 def _delimiter_index(frames: List[bytes]) -> Optional[int]:

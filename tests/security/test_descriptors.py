@@ -23,6 +23,7 @@ pytestmark = [
 
 HARD_LIMIT = 1200  # the node needs about 1,100 with no upstreams (docs/security.md)
 FLOOD = 1500  # half-sent greetings: more than the node could ever hold at once
+IDLE_CLIENTS = 1300  # connected DEALERs that stay: more than the node has descriptors for
 
 
 def limited(hard: int):
@@ -71,6 +72,41 @@ def test_the_soft_limit_is_raised_and_a_greeting_flood_does_not_lock_clients_out
     finally:
         for conn in flood:
             conn.close()
+
+
+def test_out_of_descriptors_the_connected_are_served_and_it_is_logged_once(cluster, tmp_path):
+    """More idle clients than descriptors: those connected are served, and the condition
+    is logged once per interval, not once per failed accept (libzmq retries each at once:
+    the CPU cost of that is what the raised limit is for, see docs/security.md)."""
+    b = cluster.b(make_tree(tmp_path / "b", {"x": ""}), preexec_fn=limited(HARD_LIMIT))
+    context = zmq.Context()
+    context.set(zmq.MAX_SOCKETS, 2 * IDLE_CLIENTS)
+    try:
+        known = context.socket(zmq.DEALER)
+        known.linger = 0
+        known.connect(b.endpoint)
+        assert ping(known, b"before")
+        idle = []
+        for _ in range(IDLE_CLIENTS):
+            sock = context.socket(zmq.DEALER)
+            sock.linger = 0
+            sock.connect(b.endpoint)
+            idle.append(sock)
+        assert wait_until(lambda: "out of file descriptors" in b.log(), timeout=20), b.log()
+        assert ping(known, b"during"), "a connected client was locked out"
+        assert ping(known, b"still"), "a connected client was locked out"
+        assert b.log().count("out of file descriptors") == 1
+    finally:
+        context.destroy(linger=0)
+
+
+def ping(sock: zmq.Socket, request_id: bytes) -> bool:
+    sock.send_multipart([b"", msgpack.packb({"v": 1, "op": "ping", "id": request_id},
+                                            use_bin_type=True)])
+    answered = sock.poll(5000)
+    if answered:
+        sock.recv_multipart()
+    return bool(answered)
 
 
 def test_too_low_a_hard_limit_is_refused_at_start_naming_it(cluster, tmp_path):
