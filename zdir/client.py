@@ -25,6 +25,7 @@ from .reliable import Call, Exchange, Link
 
 BUSY_BACKOFF = 0.05  # seconds before asking a busy server again; doubles, with jitter ...
 BUSY_BACKOFF_MAX = 2.0  # ... up to this, for as long as the deadline allows
+BUSY_LAST_TRY = 0.05  # seconds kept for the last try before the deadline
 
 
 class Listing(NamedTuple):
@@ -140,11 +141,12 @@ class Client:
             if header.code != ErrorCode.BUSY:
                 break
             pause = min(BUSY_BACKOFF * 2 ** attempt, BUSY_BACKOFF_MAX) * random.uniform(0.5, 1.5)
-            if time.monotonic() + pause >= deadline:
+            left = deadline - time.monotonic() - BUSY_LAST_TRY
+            if left <= 0:
                 raise Unreachable(f"{self.endpoint}: still busy at the deadline after "
                                   f"{attempt + 1} attempts: {header.error['message']}",  # type: ignore[index]
                                   endpoint=self.endpoint, code=ErrorCode.BUSY)
-            time.sleep(pause)
+            time.sleep(min(pause, left))  # the last pause is cut short: one more try fits
         if not header.ok:
             error = header.error or {"code": ErrorCode.INTERNAL.value, "message": "refused"}
             raise Refused(error["message"], code=error["code"])

@@ -45,6 +45,7 @@ POLL_INTERVAL_MS = 100  # how often the loop looks at the stop flag
 SHUTDOWN_GRACE = 1.0  # seconds the worker threads get to close their sockets on stop
 RECEIVE_BATCH = 256  # requests read per wake-up before the loop looks at its other sockets
 CLIENT_DESCRIPTORS = 1024  # file descriptors kept for client connections, at the least
+NO_TIME_LEFT = "the request's deadline had passed when it reached this node"
 ACCEPT_LOG_INTERVAL = 60.0  # seconds between two log lines about running out of descriptors
 
 
@@ -72,8 +73,9 @@ class NodeConfig(NamedTuple):
 
 
 def reply_margin(budget: float) -> float:
-    """Time kept back from a request's deadline to build and send its reply."""
-    return min(0.25, 0.1 * budget)
+    """Time kept back from a request's deadline to build and send its reply (a partial
+    reply of many entries takes a while to cross a loaded machine or network)."""
+    return min(1.0, 0.1 * budget)
 
 
 class Pending:
@@ -333,6 +335,9 @@ class Node:
             pending.own = (SourceStatus(self.cfg.name, True, version=__version__,
                                         uptime_s=round(now - self.started, 3),
                                         node_id=self.node_id), [])
+        elif pending.deadline <= now:  # no time at all (deadline_ms 0): nothing is started
+            pending.own = (SourceStatus(self.cfg.name, True, error=error_dict(
+                ErrorCode.TIMEOUT, NO_TIME_LEFT), truncated=True), [])
         elif not self._start_walk(pending, envelope[0]):
             message = (f"{self.cfg.name} is busy: {self.workers.queued} listings are waiting "  # type: ignore[union-attr]
                        "for a worker already; try again")
@@ -389,18 +394,22 @@ class Node:
         if not self.links:
             return
         request = pending.request
+        remaining_ms = max(0, int((pending.deadline - now) * 1000))
+        failure = None
         if len(request.trail) >= protocol.MAX_TRAIL:
             failure = reliable.Failure(
                 ErrorCode.LIMIT_EXCEEDED,
                 f"not asked: the request has passed {protocol.MAX_TRAIL} nodes already, "
                 "the most a trail holds")
+        elif remaining_ms == 0:
+            failure = reliable.Failure(ErrorCode.TIMEOUT, f"not asked: {NO_TIME_LEFT}")
+        if failure is not None:
             for link in self.links:
                 call = Call(os.urandom(8), [], now, owner=pending)
                 call.link = link
                 call.error, call.done = failure.error(link.endpoint, 0.0), True
                 pending.calls.append(call)
             return
-        remaining_ms = max(0, int((pending.deadline - now) * 1000))
         onward = request._replace(trail=request.trail + (self.node_id,),
                                   deadline_ms=remaining_ms)
         for link in self.links:
