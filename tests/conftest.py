@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import pytest
 
@@ -34,7 +34,8 @@ class Server:
     """A real ``python -m zdir.server_a|server_b`` process, started on a free port."""
 
     def __init__(self, module: str, args: Sequence[str], log_path: Path,
-                 env: Optional[Dict[str, str]] = None, prefix: Sequence[str] = ()) -> None:
+                 env: Optional[Dict[str, str]] = None, prefix: Sequence[str] = (),
+                 preexec_fn: Optional[Callable[[], None]] = None) -> None:
         self.module = module
         self.args = list(args)
         self.log_path = log_path
@@ -45,6 +46,7 @@ class Server:
             stderr=self._log,
             stdin=subprocess.DEVNULL,
             env=clean_env(env),
+            preexec_fn=preexec_fn,  # e.g. resource limits for the server alone
         )
         self._lines: "queue.Queue[Optional[str]]" = queue.Queue()
         threading.Thread(target=self._read_stdout, daemon=True).start()
@@ -118,10 +120,11 @@ class Cluster:
 
     def start(self, module: str, root: Path, *args: str, bind: str = LOOPBACK_ANY,
               env: Optional[Dict[str, str]] = None, wait: bool = True,
-              prefix: Sequence[str] = ()) -> Server:
+              prefix: Sequence[str] = (),
+              preexec_fn: Optional[Callable[[], None]] = None) -> Server:
         log = self.tmp_path / f"{module}-{len(self.servers)}.log"
         full = ["--root", str(root), "--bind", bind, *args]
-        server = Server(module, full, log, env=env, prefix=prefix)
+        server = Server(module, full, log, env=env, prefix=prefix, preexec_fn=preexec_fn)
         self.servers.append(server)
         return server.wait_ready() if wait else server
 

@@ -213,7 +213,7 @@ class ListingCache:
     def _key(options: Options, stamp: Stamp) -> Hashable:
         """One directory (by device and inode), listed with the same options."""
         return ("frames", stamp[0], stamp[1], options.all, options.stat, options.glob,
-                options.exclude, options.chunk_entries, options.max_entries)
+                options.exclude, options.chunk_entries, options.max_entries, options.targets)
 
     def _get(self, key: Hashable, stamp: Stamp) -> Optional[Cached]:
         with self._lock:

@@ -26,6 +26,7 @@ from .reliable import Call, Exchange, Link
 
 BUSY_BACKOFF = 0.05  # seconds before asking a busy server again; doubles, with jitter ...
 BUSY_BACKOFF_MAX = 2.0  # ... up to this, for as long as the deadline allows
+BUSY_LAST_TRY = 0.05  # seconds kept for the last try before the deadline
 
 
 class Listing(NamedTuple):
@@ -141,11 +142,12 @@ class Client:
             if header.code != ErrorCode.BUSY:
                 break
             pause = min(BUSY_BACKOFF * 2 ** attempt, BUSY_BACKOFF_MAX) * random.uniform(0.5, 1.5)
-            if time.monotonic() + pause >= deadline:
+            left = deadline - time.monotonic() - BUSY_LAST_TRY
+            if left <= 0:
                 raise Unreachable(f"{self.endpoint}: still busy at the deadline after "
                                   f"{attempt + 1} attempts: {header.error['message']}",  # type: ignore[index]
                                   endpoint=self.endpoint, code=ErrorCode.BUSY)
-            time.sleep(pause)
+            time.sleep(min(pause, left))  # the last pause is cut short: one more try fits
         return self._reply(call)
 
     def begin(self, op: str, path: Union[str, bytes] = "", **options: object) -> Call:
@@ -207,7 +209,7 @@ class Client:
     def stream(self, path: Union[str, bytes] = "", *, all: bool = False, stat: bool = True,
                recursive: bool = False, max_depth: Optional[int] = None,
                glob: Sequence[str] = (), exclude: Sequence[str] = (),
-               page_entries: Optional[int] = None,
+               targets: bool = False, page_entries: Optional[int] = None,
                page_ms: Optional[int] = None) -> Union[Reply, Pages]:
         """Like ``list`` but entries are decoded as they are iterated.
 
@@ -218,7 +220,8 @@ class Client:
         as pages arrive, the next page already asked for. ``timeout`` is then per page.
         """
         options = dict(all=all, stat=stat, recursive=recursive or max_depth is not None,
-                       max_depth=max_depth, glob=tuple(glob), exclude=tuple(exclude))
+                       max_depth=max_depth, glob=tuple(glob), exclude=tuple(exclude),
+                       targets=targets)
         if page_entries is None and page_ms is None:
             reply = self.send("list", path, **options)
             _check_found(reply.sources, path)
@@ -231,14 +234,16 @@ class Client:
 
     def list(self, path: Union[str, bytes] = "", *, all: bool = False, stat: bool = True,
              recursive: bool = False, max_depth: Optional[int] = None,
-             glob: Sequence[str] = (), exclude: Sequence[str] = ()) -> Listing:
+             glob: Sequence[str] = (), exclude: Sequence[str] = (),
+             targets: bool = False) -> Listing:
         """All entries of PATH (relative to every server's root) and every source's status.
 
-        Raises Refused when the request is refused or no source has PATH, and
-        Unreachable when the server does not answer.
+        ``targets``: symlinks carry their target (``Entry.target``) when it stays inside
+        the root, as ``ls -l`` shows it. Raises Refused when the request is refused or no
+        source has PATH, and Unreachable when the server does not answer.
         """
         reply = self.stream(path, all=all, stat=stat, recursive=recursive,
-                            max_depth=max_depth, glob=glob, exclude=exclude)
+                            max_depth=max_depth, glob=glob, exclude=exclude, targets=targets)
         return Listing(reply.entries(), reply.sources)
 
     def ping(self) -> Tuple[SourceStatus, ...]:
@@ -424,7 +429,7 @@ def _list(client: Client, args: argparse.Namespace,
     colors = _colors(args.color)
     reply = client.stream(
         args.path, all=args.all, stat=_needs_stat(args, colors), recursive=args.recursive,
-        max_depth=args.max_depth, glob=args.glob, exclude=args.exclude,
+        max_depth=args.max_depth, glob=args.glob, exclude=args.exclude, targets=args.l,
         page_entries=args.page_entries or None,
     )
     sources = progress.sources = reply.sources  # a paged listing updates it as pages come

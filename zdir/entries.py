@@ -21,7 +21,8 @@ class Entry(NamedTuple):
 
     ``name`` is a str; a name that is not valid UTF-8 holds surrogate escapes, and
     ``os.fsencode(name)`` (POSIX) gives back its exact bytes. ``size``, ``mtime``
-    (seconds since the epoch) and ``mode`` (``st_mode``) are None when not asked for.
+    (seconds since the epoch) and ``mode`` (``st_mode``) are None when not asked for;
+    ``target`` is a symlink's target when asked for and it stays inside the root.
     """
 
     name: str
@@ -30,6 +31,7 @@ class Entry(NamedTuple):
     mtime: Optional[float]
     mode: Optional[int]
     source: str
+    target: Optional[str] = None
 
 
 Column = Optional[list]  # None: no entry has this field (the request had stat off)
@@ -45,16 +47,17 @@ class Entries(Sequence[Entry]):
     together, in the reply's order of sources.
     """
 
-    __slots__ = ("names", "types", "sizes", "mtimes", "modes", "sources")
+    __slots__ = ("names", "types", "sizes", "mtimes", "modes", "sources", "targets")
 
     def __init__(self, names: List[str], types: str, sizes: Column, mtimes: Column,
-                 modes: Column, sources: List[str]) -> None:
+                 modes: Column, sources: List[str], targets: Column = None) -> None:
         self.names = names
         self.types = types
         self.sizes = sizes
         self.mtimes = mtimes
         self.modes = modes
         self.sources = sources
+        self.targets = targets  # symlink targets, when the request asked for them
 
     @classmethod
     def from_chunk(cls, source: str, chunk: Chunk) -> "Entries":
@@ -62,8 +65,11 @@ class Entries(Sequence[Entry]):
         names = chunk.names
         if not all(map(str.__instancecheck__, names)):
             names = list(map(name_from_wire, names))
+        targets = chunk.targets
+        if targets is not None:
+            targets = [t if t is None else name_from_wire(t) for t in targets]
         return cls(names, chunk.types, chunk.sizes, chunk.mtimes, chunk.modes,
-                   [source] * len(names))
+                   [source] * len(names), targets)
 
     @classmethod
     def from_chunks(cls, chunks: Iterable[Tuple[str, Chunk]]) -> "Entries":
@@ -83,16 +89,17 @@ class Entries(Sequence[Entry]):
         rows = list(entries)
         if not rows:
             return cls([], "", None, None, None, [])
-        names, types, sizes, mtimes, modes, sources = map(list, zip(*rows))
+        names, types, sizes, mtimes, modes, sources, targets = map(list, zip(*rows))
         letters = "".join(TYPE_LETTERS[t] for t in types)
-        return cls(names, letters, *(_column(c) for c in (sizes, mtimes, modes)), sources)
+        return cls(names, letters, *(_column(c) for c in (sizes, mtimes, modes)), sources,
+                   _column(targets))
 
     def _extend(self, other: "Entries") -> None:
         """Append other's columns (types excepted: ``from_chunks`` joins them once)."""
         before, count = len(self.names), len(other.names)
         self.names += other.names
         self.sources += other.sources
-        for field in ("sizes", "mtimes", "modes"):
+        for field in _OPTIONAL:
             mine, theirs = getattr(self, field), getattr(other, field)
             if mine is None and theirs is None:
                 continue
@@ -115,15 +122,17 @@ class Entries(Sequence[Entry]):
             return Entries(self.names[index], self.types[index],
                            *(None if c is None else c[index]
                              for c in (self.sizes, self.mtimes, self.modes)),
-                           self.sources[index])
+                           self.sources[index],
+                           None if self.targets is None else self.targets[index])
         stats = (None if c is None else c[index] for c in (self.sizes, self.mtimes, self.modes))
         return Entry(self.names[index], ENTRY_TYPES[self.types[index]], *stats,
-                     self.sources[index])
+                     self.sources[index],
+                     None if self.targets is None else self.targets[index])
 
     def __iter__(self) -> Iterator[Entry]:
         stats = (repeat(None) if c is None else c for c in (self.sizes, self.mtimes, self.modes))
         return map(Entry, self.names, map(ENTRY_TYPES.__getitem__, self.types), *stats,
-                   self.sources)
+                   self.sources, repeat(None) if self.targets is None else self.targets)
 
     def sort(self, *, reverse: bool = False) -> None:
         """Order by name (code points), in place; equal names keep their sources' order.
@@ -138,7 +147,7 @@ class Entries(Sequence[Entry]):
         self.names = list(map(names.__getitem__, order))
         self.types = "".join(map(self.types.__getitem__, order))
         self.sources = list(map(self.sources.__getitem__, order))
-        for field in ("sizes", "mtimes", "modes"):
+        for field in _OPTIONAL:
             column = getattr(self, field)
             if column is not None:
                 setattr(self, field, list(map(column.__getitem__, order)))
@@ -147,6 +156,9 @@ class Entries(Sequence[Entry]):
         """The entries in slices of ``size``, for writers that format a batch at a time."""
         for start in range(0, len(self.names), size):
             yield self[start:start + size]
+
+
+_OPTIONAL = ("sizes", "mtimes", "modes", "targets")  # columns that may be None as a whole
 
 
 def _column(values: Sequence[object]) -> Column:

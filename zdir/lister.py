@@ -44,6 +44,7 @@ from typing import (Dict, Generator, Iterator, List, NamedTuple, Optional, Seque
                     Union)
 
 from . import namesort
+from .links import read_target
 from .errors import ListingError
 from .protocol import MAX_PATH_BYTES, Chunk, ErrorCode, Name, name_from_wire, name_to_wire
 
@@ -89,6 +90,7 @@ class Options(NamedTuple):
     chunk_entries: int = DEFAULT_CHUNK_ENTRIES
     max_entries: int = DEFAULT_MAX_ENTRIES
     depth_limit: int = DEFAULT_MAX_DEPTH
+    targets: bool = False  # symlink targets that stay inside the root (zdir/links.py)
     # Resume: list only what comes after this position, an ``order_key`` (() from the start).
     after: Tuple[str, ...] = ()
     page_entries: Optional[int] = None  # paged: a chunk also ends at every multiple of this
@@ -294,6 +296,7 @@ class DirListing:
         self.flush_at = float("inf")
         _check_patterns(options.glob + options.exclude)
         parts = resolve(root, split_path(path))
+        self._depth = len(parts)  # directories between the root and the listed one
         full = os.path.join(root, *parts)
         # Second check: junctions, races. The root itself is real already (nodes take
         # its realpath at start-up), and this costs an lstat per component of it.
@@ -313,7 +316,7 @@ class DirListing:
 
     def __iter__(self) -> Iterator[Chunk]:
         options = self.options
-        columns = self._columns = _Columns(options.stat)
+        columns = self._columns = _Columns(options.stat, options.targets)
         stack: List[_Frame] = []
         try:
             top = self._fd if self._fd is not None else self._path
@@ -387,6 +390,10 @@ class DirListing:
                 columns.types.append(letter)
                 if with_stat:
                     columns.add_stat(info)
+                if columns.targets is not None:
+                    columns.targets.append(
+                        None if letter != "l" else
+                        read_target(name, handle, self._depth + frame.depth - 1))
                 if (len(columns.names) >= chunk_entries or columns.count >= page_end
                         or (not columns.count & 127 and time.monotonic() >= self.flush_at)):
                     yield columns.take()
@@ -592,8 +599,9 @@ class _Frame:
 class _Columns:
     """Entries being gathered for the next chunk, one list per field, in walk order."""
 
-    def __init__(self, with_stat: bool) -> None:
+    def __init__(self, with_stat: bool, with_targets: bool = False) -> None:
         self.with_stat = with_stat
+        self.with_targets = with_targets
         self.count = 0
         self.taken = 0  # chunks taken
         self._lock = threading.Lock()  # take() against peek() from another thread
@@ -605,6 +613,7 @@ class _Columns:
         self.sizes: Optional[List[Optional[int]]] = [] if self.with_stat else None
         self.mtimes: Optional[List[Optional[float]]] = [] if self.with_stat else None
         self.modes: Optional[List[Optional[int]]] = [] if self.with_stat else None
+        self.targets: Optional[List[Optional[str]]] = [] if self.with_targets else None
 
     def add_stat(self, info: Optional[os.stat_result]) -> None:
         """The stat columns of the entry just added (None where its lstat failed)."""
@@ -621,7 +630,7 @@ class _Columns:
         """The gathered entries as one chunk; the columns start again empty."""
         with self._lock:
             chunk = Chunk(_wire_names(self.names), "".join(self.types),
-                          self.sizes, self.mtimes, self.modes)
+                          self.sizes, self.mtimes, self.modes, _wire_targets(self.targets))
             self._reset()
             self.taken += 1
         return chunk
@@ -631,15 +640,23 @@ class _Columns:
         with self._lock:
             # Copied in the reverse of the order an entry's columns are appended in, so
             # the shortest copy says how many entries are whole in all of them.
+            targets = None if self.targets is None else self.targets[:]
             stat = [None if c is None else c[:] for c in (self.modes, self.mtimes, self.sizes)]
             types, names = self.types[:], self.names[:]
             taken = self.taken
-        whole = min(len(c) for c in (*stat, types, names) if c is not None)
+        whole = min(len(c) for c in (targets, *stat, types, names) if c is not None)
         if not whole:
             return taken, None
         modes, mtimes, sizes = (None if c is None else c[:whole] for c in stat)
         return taken, Chunk(_wire_names(names[:whole]), "".join(types[:whole]),
-                            sizes, mtimes, modes)
+                            sizes, mtimes, modes,
+                            None if targets is None else _wire_targets(targets[:whole]))
+
+
+def _wire_targets(targets: Optional[List[Optional[str]]]) -> Optional[List[Optional[Name]]]:
+    if targets is None:
+        return None
+    return [None if target is None else name_to_wire(target) for target in targets]
 
 
 def _wire_names(names: List[str]) -> List[Union[str, bytes]]:

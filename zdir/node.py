@@ -16,8 +16,10 @@ and the rest of the answer is not held back by it.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import struct
 import threading
 import time
 import uuid
@@ -45,6 +47,8 @@ SHUTDOWN_GRACE = 1.0  # seconds the worker threads get to close their sockets on
 RECEIVE_BATCH = 256  # requests read per wake-up before the loop looks at its other sockets
 CLIENT_DESCRIPTORS = 1024  # file descriptors kept for client connections, at the least
 PAGED_LISTING_LIMIT = 1 << 62  # entries in a whole paged listing: none to speak of
+NO_TIME_LEFT = "the request's deadline had passed when it reached this node"
+ACCEPT_LOG_INTERVAL = 60.0  # seconds between two log lines about running out of descriptors
 
 
 class NodeConfig(NamedTuple):
@@ -71,8 +75,9 @@ class NodeConfig(NamedTuple):
 
 
 def reply_margin(budget: float) -> float:
-    """Time kept back from a request's deadline to build and send its reply."""
-    return min(0.25, 0.1 * budget)
+    """Time kept back from a request's deadline to build and send its reply (a partial
+    reply of many entries takes a while to cross a loaded machine or network)."""
+    return min(1.0, 0.1 * budget)
 
 
 class Pending:
@@ -121,6 +126,9 @@ class Node:
         self._walk_waiters: Dict[bytes, List[Pending]] = {}
         self.cursors = Cursors()
         self._done: Optional[zmq.Socket] = None
+        self._accepts: Optional[zmq.Socket] = None  # the front end's failed accepts
+        self._accept_logged = -ACCEPT_LOG_INTERVAL
+        self._accept_failures = 0
         self.workers: Optional[Workers] = None
         self._gatekeeper: Optional["Gatekeeper"] = None
 
@@ -146,6 +154,7 @@ class Node:
             raise UsageError(f"cannot bind {self.cfg.bind}: {exc}") from exc
         self.frontend = frontend
         self.endpoint = frontend.getsockopt_string(zmq.LAST_ENDPOINT)
+        self._accepts = reliable.watch(frontend, zmq.EVENT_ACCEPT_FAILED)
         for upstream in upstreams:
             self.links.append(self._link(upstream))
         done_address = f"inproc://{self.node_id}-done"
@@ -204,7 +213,7 @@ class Node:
         log.info("SIGHUP: %d upstreams (%d added, %d removed)", len(links), added, len(current))
 
     def _shutdown(self) -> None:
-        for sock in (self.frontend, self._done):
+        for sock in (self._accepts, self.frontend, self._done):
             if sock is not None:
                 sock.close(linger=0)
         self.exchange.close()
@@ -241,6 +250,8 @@ class Node:
                         self._receive(now)
                     elif sock is self._done:
                         self._walks_done()
+                    elif sock is self._accepts:
+                        self._accept_failed(now)
                     else:
                         link = owners.get(sock)
                         if link is not None:  # else closed since the poll began
@@ -257,6 +268,7 @@ class Node:
         poller = zmq.Poller()
         poller.register(self.frontend, zmq.POLLIN)
         poller.register(self._done, zmq.POLLIN)
+        poller.register(self._accepts, zmq.POLLIN)
         owners = self.exchange.by_socket()
         for sock in owners:
             poller.register(sock, zmq.POLLIN)
@@ -271,6 +283,26 @@ class Node:
         if wakes:
             timeout = min(timeout, min(wakes) - time.monotonic())
         return max(0.0, timeout * 1000.0)
+
+    def _accept_failed(self, now: float) -> None:
+        """Out of descriptors: say so, once per interval, not once per failed accept.
+
+        libzmq retries the accept at once, and the connections it has keep being served;
+        stopping to listen would close them all (an unbound listener takes its
+        connections with it), so the remedy is the limit: see docs/security.md.
+        """
+        while True:
+            try:
+                message = self._accepts.recv_multipart(zmq.NOBLOCK)  # type: ignore[union-attr]
+            except zmq.Again:
+                break
+            if struct.unpack("=hi", message[0][:6])[1] in _NO_DESCRIPTORS:
+                self._accept_failures += 1
+        if self._accept_failures and now - self._accept_logged >= ACCEPT_LOG_INTERVAL:
+            log.warning("out of file descriptors (limit %s): %d connections could not be "
+                        "accepted; the ones already open are served; raise the limit "
+                        "(LimitNOFILE=, ulimit -n)", _descriptor_limit(), self._accept_failures)
+            self._accept_logged, self._accept_failures = now, 0
 
     def _receive(self, now: float) -> None:
         for _ in range(RECEIVE_BATCH):
@@ -321,6 +353,10 @@ class Node:
             pending.own = (SourceStatus(self.cfg.name, True, version=__version__,
                                         uptime_s=round(now - self.started, 3),
                                         node_id=self.node_id), [])
+        elif pending.deadline <= now:  # no time at all (deadline_ms 0): nothing is started
+            pending.own = (SourceStatus(self.cfg.name, True, error=error_dict(
+                ErrorCode.TIMEOUT, NO_TIME_LEFT), truncated=True), [])
+            pending.position = (None, None, True)  # paged: this source ends here
         elif not self._start_walk(pending, envelope[0]):
             message = (f"{self.cfg.name} is busy: {self.workers.queued} listings are waiting "  # type: ignore[union-attr]
                        "for a worker already; try again")
@@ -521,18 +557,22 @@ class Node:
         if pending.token is not None:  # a later page: only the unfinished upstreams
             tokens = dict(pending.token.upstreams)
             links = [link for link in links if link.endpoint in tokens]
+        remaining_ms = max(0, int((pending.deadline - now) * 1000))
+        failure = None
         if len(request.trail) >= protocol.MAX_TRAIL:
             failure = reliable.Failure(
                 ErrorCode.LIMIT_EXCEEDED,
                 f"not asked: the request has passed {protocol.MAX_TRAIL} nodes already, "
                 "the most a trail holds")
+        elif remaining_ms == 0:
+            failure = reliable.Failure(ErrorCode.TIMEOUT, f"not asked: {NO_TIME_LEFT}")
+        if failure is not None:
             for link in links:
                 call = Call(os.urandom(8), [], now, owner=pending)
                 call.link = link
                 call.error, call.done = failure.error(link.endpoint, 0.0), True
                 pending.calls.append(call)
             return
-        remaining_ms = max(0, int((pending.deadline - now) * 1000))
         onward = request._replace(trail=request.trail + (self.node_id,),
                                   deadline_ms=remaining_ms)
         if request.page_ms is not None:  # leave the upstreams' pages time to travel
@@ -679,6 +719,17 @@ class Node:
 
 def _ms_since(started: float) -> float:
     return round((time.monotonic() - started) * 1000.0, 3)
+
+
+_NO_DESCRIPTORS = {errno.EMFILE, errno.ENFILE}
+
+
+def _descriptor_limit() -> str:
+    try:
+        import resource
+    except ImportError:
+        return "unknown"
+    return str(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
 
 
 def _delimiter_index(frames: List[bytes]) -> Optional[int]:

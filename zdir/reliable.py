@@ -68,6 +68,17 @@ _MECHANISM_MISMATCH = 0x11000002  # ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH
 _monitor_ids = itertools.count()
 
 
+def watch(sock: zmq.Socket, events: int) -> zmq.Socket:
+    """A PAIR socket that receives SOCK's monitor events (a fresh address each time:
+    pyzmq's own reuses one per descriptor, which collides when sockets come and go)."""
+    address = f"inproc://zdir-monitor-{next(_monitor_ids)}"
+    sock.monitor(address, events)
+    monitor = sock.context.socket(zmq.PAIR)
+    monitor.linger = 0
+    monitor.connect(address)
+    return monitor
+
+
 def tune(sock: zmq.Socket) -> None:
     """The liveness options every zdir socket carries, listening sockets included."""
     sock.linger = 0
@@ -200,11 +211,7 @@ class Link:
             sock.ipv6 = "[" in self.endpoint  # tcp://[::1]:5555
             if self.setup is not None:
                 self.setup(sock)
-            address = f"inproc://zdir-monitor-{next(_monitor_ids)}"
-            sock.monitor(address, _EVENTS)
-            monitor = self.context.socket(zmq.PAIR)
-            monitor.linger = 0
-            monitor.connect(address)
+            monitor = watch(sock, _EVENTS)
             sock.connect(self.endpoint)
         except zmq.ZMQError as exc:
             if exc.errno == zmq.ETERM:  # the process is stopping; callers stop on this

@@ -114,10 +114,10 @@ def test_busy_retries_spread_over_the_deadline_with_jitter(zmq_context):
     assert gave_up.value.code == ErrorCode.BUSY and "busy" in str(gave_up.value)
     # It gives up when the next pause would pass its deadline, and no pause is longer
     # than 1.5 * BUSY_BACKOFF_MAX: so not before that much is left.
-    assert timeout - 1.5 * BUSY_BACKOFF_MAX <= took <= timeout + 0.5, took
+    assert timeout - 1.5 * BUSY_BACKOFF_MAX <= took <= timeout + 1.0, took
     # Pauses double from BUSY_BACKOFF, times 0.5 to 1.5: 4 s hold 6 attempts at the fewest.
     assert len(arrivals) >= 6, arrivals
     gaps = [later - earlier for earlier, later in zip(arrivals, arrivals[1:])]
-    assert gaps[0] < 2 * BUSY_BACKOFF and max(gaps) > 8 * BUSY_BACKOFF, gaps  # growing
+    assert gaps[0] < 4 * BUSY_BACKOFF < 8 * BUSY_BACKOFF < max(gaps), gaps  # growing
     ratios = [later / earlier for earlier, later in zip(gaps, gaps[1:5])]
     assert any(abs(ratio - 2) > 0.2 for ratio in ratios), ratios  # not an exact doubling

@@ -90,9 +90,6 @@ def test_plain_output_says_where_a_shared_name_lives(cluster, two_roots):
 
 
 @pytest.mark.skipif(not hasattr(os, "symlink") or os.name == "nt", reason="POSIX symlinks")
-@pytest.mark.xfail(strict=True, reason="targets are on the wire (protocol.py) and shown by "
-                   "output.write_long, but the lister, node, Client and Entry do not carry "
-                   "them yet: see zdir/links.py")
 def test_long_shows_targets_inside_the_root_only(cluster, tmp_path):
     root = make_tree(tmp_path / "root", {"notes.txt": "n", "sub": {}})
     os.symlink("notes.txt", root / "latest")

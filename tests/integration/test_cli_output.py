@@ -129,7 +129,7 @@ def zdir_long(endpoint: str, path: str, *args: str) -> Dict[str, Tuple[str, str,
     for line in zdir(endpoint, "-l", path, *args):
         mode, size, rest = line.split(None, 2)
         date, name = re.match(r"(.*) server_b (.*)$", rest).groups()
-        rows[name] = (mode, size, date)
+        rows[name.split(" -> ")[0]] = (mode, size, date)  # as ls_long: the name alone
     return rows
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import stat
-from types import SimpleNamespace
 from typing import Optional
 
 from zdir import output
@@ -67,10 +66,9 @@ def test_classify_and_escapes_apply_to_the_name():
     assert out.getvalue() == "a\\nb/  (s1, s2)\n"
 
 
-def linked(name: str, target: Optional[str]) -> SimpleNamespace:
-    """An entry as the client will give it once targets are wired: an Entry with a target."""
-    entry = Entry(name, "symlink", 9, 1.0, stat.S_IFLNK | 0o777, "a")
-    return SimpleNamespace(**entry._asdict(), target=target)
+def linked(name: str, target: Optional[str]) -> Entry:
+    """A symlink entry as the client gives it when targets were asked for."""
+    return Entry(name, "symlink", 9, 1.0, stat.S_IFLNK | 0o777, "a", target)
 
 
 def test_long_shows_a_known_target_as_ls_does():
