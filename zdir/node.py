@@ -416,10 +416,12 @@ class Node:
         options = self._options(request)._replace(after=())
         key = (protocol.name_from_wire(request.path), *options)
         mine = token is not None and token.node_id == self.node_id
-        cursor = self.cursors.find(token.cursor if mine else None, key, after, now)  # type: ignore[union-attr]
+        asked = token.cursor if mine else None  # type: ignore[union-attr]
+        cursor = self.cursors.find(asked, key, after, now)
         if token is None:
             cursor = self.cursors.joinable(key)
-        if after is not None and request.horizon is not None                 and order_key(after) > order_key(request.horizon):
+        if (after is not None and request.horizon is not None
+                and order_key(after) > order_key(request.horizon)):
             # Past the client's horizon: another source must catch up first.
             kept = cursor.id if cursor is not None else None
             own = protocol.Token(request.path, self.node_id, kept, after)

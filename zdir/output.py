@@ -8,7 +8,7 @@ import time
 from itertools import chain, repeat
 from types import SimpleNamespace
 from typing import (IO, TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, NamedTuple,
-                    Optional, Sequence, Tuple)
+                    Optional, Sequence)
 
 from .entries import Entries
 from .protocol import ENTRY_TYPES, SourceStatus

@@ -16,8 +16,9 @@ class Progress:
     """``waiting for ENDPOINT... 1.2s``, then the sources that answered and their entries.
 
     A timer thread draws the line, because the main thread is blocked in a reply or
-    busy sorting; a paged listing updates ``sources`` as each page arrives. With ``stream=None`` it does nothing at all, so
-    callers need no ``if``; ``stop`` must come before anything is written to stdout.
+    busy sorting; a paged listing updates ``sources`` as each page arrives. With
+    ``stream=None`` it does nothing at all, so callers need no ``if``; ``stop`` must
+    come before anything is written to stdout.
     """
 
     def __init__(self, stream: Optional[IO[str]], endpoint: str) -> None:

@@ -3,9 +3,9 @@
 ``zdir -R --ndjson`` through A (a relay with its own root) and B: the peak RSS of B,
 A and the client must not grow with the listing. Measured on two trees, one three
 times the other, in directories of one size (each directory is read whole to sort
-it, so its size counts, not the listing's): each process grows by less than ``GROWTH_MIB``, and stays at or
-below ``PEAK_RSS_MIB``. Unpaged, the client alone would grow by tens of MiB (it holds
-the whole reply), as would A.
+it, so its size counts, not the listing's): each process grows by less than
+``GROWTH_MIB``, and stays at or below ``PEAK_RSS_MIB``. Unpaged, the client alone
+would grow by tens of MiB (it holds the whole reply), as would A.
 """
 
 from __future__ import annotations
