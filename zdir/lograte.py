@@ -37,7 +37,8 @@ class RateLimitedLog:
         # key -> [when it was last logged, lines held back since]; oldest first
         self._seen: "OrderedDict[Hashable, List[Any]]" = OrderedDict()
 
-    def log(self, level: int, key: Hashable, message: str, *args: Any) -> bool:
+    def log(self, level: int, key: Hashable, message: str, *args: Any,
+            exc_info: Any = None) -> bool:
         """``logger.log(level, message, *args)`` unless ``key`` was logged within the interval.
 
         Returns True when the line was logged, False when it was held back (and counted).
@@ -59,7 +60,7 @@ class RateLimitedLog:
         if held:
             message += " (and %d more like it in the last %.0fs)"
             args = (*args, held, since)
-        self.logger.log(level, message, *args)
+        self.logger.log(level, message, *args, exc_info=exc_info)
         return True
 
     def warning(self, key: Hashable, message: str, *args: Any) -> bool:
@@ -68,5 +69,5 @@ class RateLimitedLog:
     def info(self, key: Hashable, message: str, *args: Any) -> bool:
         return self.log(logging.INFO, key, message, *args)
 
-    def error(self, key: Hashable, message: str, *args: Any) -> bool:
-        return self.log(logging.ERROR, key, message, *args)
+    def error(self, key: Hashable, message: str, *args: Any, exc_info: Any = None) -> bool:
+        return self.log(logging.ERROR, key, message, *args, exc_info=exc_info)

@@ -33,6 +33,7 @@ from .cursors import Cursor, Cursors, Page
 from .errors import ListingError, ProtocolError, RemoteProtocolError, UsageError
 from .lister import DEFAULT_CHUNK_ENTRIES, DEFAULT_MAX_DEPTH, DEFAULT_MAX_ENTRIES
 from .lister import Options, order_key, split_path
+from .lograte import RateLimitedLog
 from .protocol import ErrorCode, ReplyHeader, SourceStatus, error_dict
 from .reliable import Call, Exchange, Link, SocketSetup
 from .walks import ASKED_BY_CLIENT, MAX_THREADS_FACTOR, Walk, Workers
@@ -41,6 +42,7 @@ if TYPE_CHECKING:  # keys imports zmq.auth, which only CURVE deployments need
     from .keys import CurveServer, Gatekeeper
 
 log = logging.getLogger(__name__)
+_peer_log = RateLimitedLog(log)  # what peers can make us say over and over
 
 POLL_INTERVAL_MS = 100  # how often the loop looks at the stop flag
 SHUTDOWN_GRACE = 1.0  # seconds the worker threads get to close their sockets on stop
@@ -310,25 +312,34 @@ class Node:
                 frames = self.frontend.recv_multipart(zmq.NOBLOCK)  # type: ignore[union-attr]
             except zmq.Again:
                 return
-            self._accept(frames, now)
+            try:
+                self._accept(frames, now)
+            except zmq.ContextTerminated:
+                raise
+            except Exception as exc:  # a bug: this request is answered, the node goes on
+                self._internal_error(_envelope_and_body(frames)[0], None, "", exc)
+
+    def _internal_error(self, envelope: list, request_id: Optional[bytes], op: str,
+                        exc: Exception) -> None:
+        _peer_log.error(("internal", type(exc).__name__), "internal error on %r",
+                        op or "a request", exc_info=exc)
+        # The type only: the message may hold local paths, which stay in the log.
+        message = f"{type(exc).__name__} on {self.cfg.name}; its log has the details"
+        self._send(envelope, protocol.error_reply(request_id, op, ErrorCode.INTERNAL, message))
 
     # -- one request ------------------------------------------------------------------------
 
     def _accept(self, frames: List[bytes], now: float) -> None:
         """Route one message: refuse it, answer it, or start serving it."""
-        delimiter = _delimiter_index(frames)
-        if delimiter is None:  # a DEALER that skipped the empty delimiter: answer in kind
-            envelope, body = frames[:1], frames[1:]
-        else:
-            envelope, body = frames[:delimiter + 1], frames[delimiter + 1:]
+        envelope, body = _envelope_and_body(frames)
         try:
             request = protocol.decode_request(body)
-            if delimiter is None or delimiter == 0:
+            if not envelope or envelope[-1] != b"":
                 raise RemoteProtocolError(
                     "missing the empty delimiter frame: speak REQ, or send an empty frame "
                     "before the request", request_id=request.id, op=request.op)
         except ProtocolError as exc:
-            log.warning("refused a malformed request: %s", exc)
+            _peer_log.warning(("malformed", exc.code), "refused a malformed request: %s", exc)
             self._send(envelope, protocol.error_reply(exc.request_id, exc.op, exc.code,
                                                       exc.message))
             return
@@ -645,6 +656,15 @@ class Node:
     # -- the reply --------------------------------------------------------------------------
 
     def _reply(self, pending: Pending) -> None:
+        try:
+            frames = self._composed(pending)
+        except Exception as exc:  # a bug: this request is answered, the node goes on
+            self._internal_error(pending.envelope, pending.request.id, pending.request.op, exc)
+            return
+        self._send(pending.envelope, frames)
+
+    def _composed(self, pending: Pending) -> List[object]:
+        """The reply's frames: this node's source, then each upstream's, and the chunks."""
         request = pending.request
         own, frames = pending.own  # type: ignore[misc]
         if self.links:
@@ -659,7 +679,7 @@ class Node:
         if request.paged and request.op == "list":
             header = header._replace(token=self._token(pending), paged=True)
         self._log(request, sources, pending.arrived)
-        self._send(pending.envelope, [protocol.encode_header(header), *chunks])
+        return [protocol.encode_header(header), *chunks]
 
     def _token(self, pending: Pending) -> Optional[bytes]:
         """The whole listing's position at this node: its own, and each unfinished upstream's."""
@@ -701,7 +721,7 @@ class Node:
         try:
             self.frontend.send_multipart([*envelope, *reply], copy=False)  # type: ignore[union-attr]
         except zmq.ZMQError as exc:  # the client is gone (ROUTER drops), or a bug
-            log.warning("could not send a reply: %s", exc)
+            _peer_log.warning(("send", exc.errno), "could not send a reply: %s", exc)
 
     def _log_refusal(self, request: protocol.Request, code: str, arrived: float) -> None:
         log.info("%s %r status=refused code=%s %.1fms", request.op,
@@ -732,6 +752,18 @@ def _descriptor_limit() -> str:
     except ImportError:
         return "unknown"
     return str(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+
+
+def _envelope_and_body(frames: List[bytes]) -> Tuple[list, list]:
+    """Split as REP does: every frame up to the first empty one is the return address.
+
+    A DEALER that skipped the empty delimiter is answered in its own framing: its
+    identity frame alone, then the reply.
+    """
+    delimiter = _delimiter_index(frames)
+    if delimiter is None:
+        return frames[:1], frames[1:]
+    return frames[:delimiter + 1], frames[delimiter + 1:]
 
 
 def _delimiter_index(frames: List[bytes]) -> Optional[int]:

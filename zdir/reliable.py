@@ -37,9 +37,11 @@ import zmq
 
 from . import protocol
 from .errors import AuthFailed, RemoteProtocolError, Unreachable
+from .lograte import RateLimitedLog
 from .protocol import ErrorCode
 
 log = logging.getLogger(__name__)
+_peer_log = RateLimitedLog(log)  # what a peer can make us say over and over
 
 # ZMTP liveness on every zdir socket (docs/protocol.md, "Liveness"): a peer that sends
 # nothing, not even a heartbeat, for HEARTBEAT_TIMEOUT is dead, so a frozen process or
@@ -56,6 +58,7 @@ HANDSHAKE_RETRY_AFTER = 10.0  # seconds before a refused handshake is tried agai
 # tiny frames is cut off as soon as a few large ones would be.
 FRAME_COST = 4096
 TRIM_DELAY = 1.0  # seconds after an oversized reply before its memory is handed back
+REOPEN_AFTER = 1.0  # seconds before a link that could not open a socket tries again
 READ_BATCH = 64  # replies read from one link before the loop looks at its other sockets
 
 SocketSetup = Callable[[zmq.Socket], None]
@@ -195,7 +198,12 @@ class Link:
     # -- the socket -------------------------------------------------------------------------
 
     def open(self) -> None:
-        """A fresh socket and monitor: a new connection, nothing queued from the old one."""
+        """A fresh socket and monitor: a new connection, nothing queued from the old one.
+
+        When no socket can be had (out of descriptors or ZeroMQ sockets), the link is
+        down for ``REOPEN_AFTER``: its calls fail as this peer's failure, nothing more.
+        """
+        sock = monitor = None
         try:
             sock = self.context.socket(zmq.DEALER)
             tune(sock)
@@ -214,9 +222,19 @@ class Link:
             monitor = watch(sock, _EVENTS)
             sock.connect(self.endpoint)
         except zmq.ZMQError as exc:
+            for made in (monitor, sock):
+                if made is not None:
+                    made.close(linger=0)
             if exc.errno == zmq.ETERM:  # the process is stopping; callers stop on this
                 raise zmq.ContextTerminated() from exc
-            raise
+            self.socket = self.monitor = None
+            self.up = False
+            self.failure = Failure(ErrorCode.UNREACHABLE,
+                                   f"cannot open a connection here: {exc.strerror} (out of "
+                                   "file descriptors or sockets?)")
+            self.closed_until = time.monotonic() + REOPEN_AFTER
+            _peer_log.error(("open", exc.errno), "%s: %s", self.endpoint, self.failure.message)
+            return
         self.socket, self.monitor = sock, monitor
         self.up = self._tcp = False
         self._delayed_at = None
@@ -245,11 +263,14 @@ class Link:
     def submit(self, call: Call, now: float) -> bool:
         """Send the call, or keep it for the next verdict; False if it failed at once."""
         call.link = self
-        if self.socket is None:  # closed after a refused handshake
+        if self.socket is None:  # closed after a refused handshake, or could not be opened
             if now < self.closed_until:
                 self._fail(call, self.failure)  # type: ignore[arg-type]
                 return False
             self.open()
+            if self.socket is None:
+                self._fail(call, self.failure)  # type: ignore[arg-type]
+                return False
         if self.up:
             self._send(call)
         else:
@@ -424,7 +445,7 @@ class Link:
 
     def _drop_connection(self, failure: Failure) -> List[Call]:
         """Fail every call in flight and start a new connection: the rest of a reply dies."""
-        log.warning("%s: %s", self.endpoint, failure.message)
+        _peer_log.warning((self.endpoint, failure.code), "%s: %s", self.endpoint, failure.message)
         in_flight, self.in_flight = self.in_flight, {}
         for call in in_flight.values():
             self._fail(call, failure)

@@ -33,9 +33,11 @@ from .cache import ListingCache
 from .errors import ListingError
 from .cursors import Cursor, Page
 from .lister import DirListing, Options
+from .lograte import RateLimitedLog
 from .protocol import ErrorCode, SourceStatus, error_dict
 
 log = logging.getLogger(__name__)
+_bug_log = RateLimitedLog(log)  # one traceback per kind of bug and interval
 
 SLOW_WALK = 1.0  # seconds after which a running walk counts against its directory's share
 MAX_THREADS_FACTOR = 4  # worker threads at most, stuck ones included, per configured worker
@@ -274,7 +276,8 @@ class Workers:
                                        elapsed_ms=_ms_since(started))
             return
         except Exception as exc:  # a bug: the request gets an answer, the log the details
-            log.error("listing %r failed", walk.request.path, exc_info=exc)
+            _bug_log.error(type(exc).__name__, "listing %r failed", walk.request.path,
+                           exc_info=exc)
             message = f"{type(exc).__name__} on {name}; its log has the details"
             walk.status = SourceStatus(name, False, error=error_dict(ErrorCode.INTERNAL, message),
                                        elapsed_ms=_ms_since(started))

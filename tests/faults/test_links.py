@@ -631,3 +631,20 @@ def test_a_curve_mistake_is_named_at_once_and_not_retried(loop, routers, zmq_con
         if gatekeeper is not None:
             gatekeeper.stop()
 
+
+
+def test_no_socket_to_be_had_is_this_peers_failure_not_a_crash():
+    """Out of ZeroMQ sockets (or descriptors): the call fails for that peer, and says why."""
+    context = zmq.Context()
+    context.set(zmq.MAX_SOCKETS, 1)
+    try:
+        filler = context.socket(zmq.PAIR)  # the one socket this context may have
+        exchange = Exchange()
+        link = Link(context, unused_tcp_endpoint(), max_reply_bytes=config.MAX_REPLY_BYTES)
+        exchange.add(link)
+        call = Call(b"id", [b"request"], time.monotonic() + DEADLINE)
+        assert exchange.start(link, call, time.monotonic()) == [call]
+        expect(call, ErrorCode.UNREACHABLE, "cannot open a connection here")
+        filler.close(linger=0)
+    finally:
+        context.destroy(linger=0)

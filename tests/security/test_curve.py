@@ -77,10 +77,9 @@ def test_each_curve_mistake_is_named_at_once_and_others_still_served(cluster, tw
     b = cluster.b(b_root, "--curve-secret", keyring.secret("server_b"),
                   "--curve-allow", keyring.allow("client"))
     server = ("--server", b.endpoint)
-    # No key at all. Either side may see the mechanisms differ first and hang up, so
-    # the server's line says why only when it saw it; alone, it is certainly this one's.
+    # No key at all. Either side may see the mechanisms differ first and hang up, and
+    # the client tries once: the server logs it only when it was the one to see it.
     refused_in_time(run_client(*server), b.endpoint, "requires CURVE")
-    assert wait_until(lambda: "refused a client on" in b.log(), LOG_WAIT), b.log()
     attempts = {
         "does not match --server-key": (*server, "--server-key", keyring.public("server_a"),
                                         "--curve-secret", keyring.secret("client")),
