@@ -96,7 +96,15 @@ class Node:
         return float("nan")
 
     def stop(self) -> None:
+        if self.pid != self.proc.pid and self.proc.poll() is None:
+            os.kill(self.pid, 15)  # the server under strace: strace then writes its summary
         if self.proc.poll() is None:
+            if self.pid != self.proc.pid:
+                try:
+                    self.proc.wait(10)
+                    return
+                except subprocess.TimeoutExpired:
+                    pass
             self.proc.terminate()
             try:
                 self.proc.wait(10)

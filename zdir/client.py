@@ -210,7 +210,7 @@ class Client:
                recursive: bool = False, max_depth: Optional[int] = None,
                glob: Sequence[str] = (), exclude: Sequence[str] = (),
                targets: bool = False, page_entries: Optional[int] = None,
-               page_ms: Optional[int] = None) -> Union[Reply, Pages]:
+               page_ms: Optional[int] = None, ordered: bool = True) -> Union[Reply, Pages]:
         """Like ``list`` but entries are decoded as they are iterated.
 
         Without ``page_entries`` or ``page_ms``: one reply (a ``Reply``), each source's
@@ -218,6 +218,7 @@ class Client:
         ``page_entries`` entries per source per page, or what ``page_ms`` gave), whose
         entries come merged across sources in the listing order (``lister.order_key``)
         as pages arrive, the next page already asked for. ``timeout`` is then per page.
+        ``ordered=False``: each page's entries as they arrive, not merged (cheaper).
         """
         options = dict(all=all, stat=stat, recursive=recursive or max_depth is not None,
                        max_depth=max_depth, glob=tuple(glob), exclude=tuple(exclude),
@@ -228,7 +229,7 @@ class Client:
             return reply
         if isinstance(path, str):
             path = protocol.name_to_wire(path)
-        pages = Pages(self, path, options, page_entries, page_ms)
+        pages = Pages(self, path, options, page_entries, page_ms, ordered=ordered)
         _check_found(pages.sources, path)
         return pages
 
@@ -431,6 +432,9 @@ def _list(client: Client, args: argparse.Namespace,
         args.path, all=args.all, stat=_needs_stat(args, colors), recursive=args.recursive,
         max_depth=args.max_depth, glob=args.glob, exclude=args.exclude, targets=args.l,
         page_entries=args.page_entries or None,
+        # JSON as it arrives needs no merge; names and -l merge in order even with -U,
+        # so that a name's copies come together and the output streams.
+        ordered=not ((args.json or args.ndjson) and _sort(args) == "none"),
     )
     sources = progress.sources = reply.sources  # a paged listing updates it as pages come
     chosen = _chosen_sources(args.source, tuple(sources))
@@ -531,10 +535,10 @@ def _chosen_sources(names: Sequence[str],
 def _ordered(entries: Iterable[Entry], args: argparse.Namespace,
              sources: Sequence[SourceStatus]) -> Iterable[Entry]:
     """--sort and -r; ties go by name, then by the sources' order. none keeps arrival order."""
-    sort = args.sort or ("none" if args.ndjson else "name")
+    sort = _sort(args)
     if sort == "none":
         return entries
-    if sort == "name" and isinstance(entries, Pages):  # merged in order as pages arrive
+    if sort == "name" and isinstance(entries, Pages) and entries.ordered:  # merged in order as pages arrive
         return entries.entries()[::-1] if args.reverse else entries
     if sort == "name" and isinstance(entries, Reply):
         # Columns, not Entry tuples: a fraction of the time and memory on large listings.
@@ -551,6 +555,11 @@ def _ordered(entries: Iterable[Entry], args: argparse.Namespace,
         "source": lambda e: (rank.get(e.source, last), e.name),
     }
     return sorted(entries, key=keys[sort], reverse=args.reverse)
+
+
+def _sort(args: argparse.Namespace) -> str:
+    """--sort as given; by default name, and none (as they arrive) for --ndjson."""
+    return args.sort or ("none" if args.ndjson else "name")
 
 
 def _needs_stat(args: argparse.Namespace, colors: Optional[dict]) -> bool:

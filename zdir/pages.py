@@ -48,11 +48,13 @@ class Pages:
     asked for, and its header read, when the object exists. Consume it once.
     """
 
-    ordered = True  # entries come in the listing order, equal names together
-
     def __init__(self, client: "Client", path: Name, options: Dict[str, Any],
                  page_entries: Optional[int], page_ms: Optional[int] = None,
-                 on_page: Optional[Callable[["Pages"], None]] = None) -> None:
+                 on_page: Optional[Callable[["Pages"], None]] = None,
+                 ordered: bool = True) -> None:
+        # ordered: entries come merged in the listing order, equal names together;
+        # else each page's entries as they arrive (no merge, no horizon: -U, --ndjson).
+        self.ordered = ordered
         self._client = client
         self._path = path
         self._ask = dict(options, page_entries=page_entries, page_ms=page_ms)
@@ -93,7 +95,7 @@ class Pages:
     def _horizon(self) -> Optional[Name]:
         """The smallest position among unfinished sources: sources past it wait."""
         lasts = [s for s in self._state.values() if not s.finished]
-        if not lasts or len(self._state) == 1:
+        if not lasts or len(self._state) == 1 or not self.ordered:
             return None
         if any(s.last is None for s in lasts):
             return ""  # one has sent nothing yet: everyone else waits for it
@@ -133,6 +135,11 @@ class Pages:
 
     def _give(self, final: bool) -> Iterator[Entries]:
         bound = None
+        if not self.ordered:  # as they arrive: each source's entries together
+            for state in self._state.values():
+                batches, state.batches = state.batches, []
+                yield from batches
+            return
         if not final:
             unfinished = [s for s in self._state.values() if not s.finished]
             if unfinished:
