@@ -278,3 +278,46 @@ def test_the_worked_example_of_the_protocol_document(cluster, tmp_path):
             assert decoded.done and [ep for ep, _ in decoded.upstreams] == [b.endpoint]
             token, horizon = header.token, upstream.last
     assert seen == [["a", "a/x"], ["a/y", "a-b"], ["b"]]
+
+
+def test_an_upstream_lost_mid_listing_is_a_failed_source_and_the_rest_goes_on(cluster,
+                                                                               tmp_path):
+    a_root, b_root = tmp_path / "a", tmp_path / "b"
+    for root, prefix in ((a_root, "a"), (b_root, "b")):
+        root.mkdir()
+        for i in range(30):
+            (root / f"{prefix}{i:02d}").write_text("x")
+    b = cluster.b(b_root, "--name", "b")
+    a = cluster.a(a_root, b.endpoint, args=["--name", "a"])
+    with Client(a.endpoint, timeout=20) as client:
+        pages = client.stream(stat=False, page_entries=10)
+        names = []
+        for entry in pages:
+            names.append(entry.name)
+            if len(names) == 5:
+                b.kill()  # for good: its pages stop here
+    failed = {s.name: s for s in pages.sources if s.failed}
+    assert list(failed) == ["b"] and failed["b"].code in ("unreachable", "timeout")
+    assert names == sorted(names) and len(names) == len(set(names))
+    assert {f"a{i:02d}" for i in range(30)} <= set(names)
+
+
+def test_ndjson_arrives_unmerged_and_complete(cluster, tmp_path):
+    import json
+
+    from conftest import run_client
+
+    a_root, b_root = tmp_path / "a", tmp_path / "b"
+    for root, prefix in ((a_root, "a"), (b_root, "b")):
+        (root / "d").mkdir(parents=True)
+        for i in range(40):
+            (root / "d" / f"{prefix}{i:02d}").write_text("x")
+    b = cluster.b(b_root, "--name", "b")
+    a = cluster.a(a_root, b.endpoint, args=["--name", "a"])
+    proc = run_client("--server", a.endpoint, "-R", "--ndjson", "--page-entries", "7")
+    assert proc.returncode == 0, proc.stderr_text
+    lines = [json.loads(line) for line in proc.stdout_text.splitlines()]
+    entries, last = lines[:-1], lines[-1]
+    assert sorted((e["source"], e["name"]) for e in entries) == sorted(
+        [(s, "d") for s in "ab"] + [(s, f"d/{s}{i:02d}") for s in "ab" for i in range(40)])
+    assert [s["entries"] for s in last["sources"]] == [41, 41]
