@@ -20,7 +20,8 @@ from .errors import Unreachable, UsageError, exit_code
 from .protocol import ErrorCode, SourceStatus, name_from_wire
 from .entries import Entries, Entry
 from .progress import Progress
-from .reliable import Call, Exchange, Link
+from .exchange import Exchange
+from .reliable import Call, Link
 
 
 BUSY_BACKOFF = 0.05  # seconds before asking a busy server again; doubles, with jitter ...
