@@ -21,7 +21,8 @@ from .protocol import ErrorCode, SourceStatus, name_from_wire
 from .entries import Entries, Entry
 from .pages import Pages
 from .progress import Progress
-from .reliable import Call, Exchange, Link
+from .exchange import Exchange
+from .reliable import Call, Link
 
 
 BUSY_BACKOFF = 0.05  # seconds before asking a busy server again; doubles, with jitter ...

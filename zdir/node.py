@@ -35,7 +35,8 @@ from .lister import DEFAULT_CHUNK_ENTRIES, DEFAULT_MAX_DEPTH, DEFAULT_MAX_ENTRIE
 from .lister import Options, order_key, split_path
 from .lograte import RateLimitedLog
 from .protocol import ErrorCode, ReplyHeader, SourceStatus, error_dict
-from .reliable import Call, Exchange, Link, SocketSetup
+from .exchange import Exchange
+from .reliable import Call, Link, SocketSetup
 from .walks import ASKED_BY_CLIENT, MAX_THREADS_FACTOR, Walk, Workers
 
 if TYPE_CHECKING:  # keys imports zmq.auth, which only CURVE deployments need

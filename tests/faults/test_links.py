@@ -33,8 +33,9 @@ from conftest import LOOPBACK_ANY, clean_env, unused_tcp_endpoint, wait_until
 from zmtp import ZmtpPeer, flood, good_reply, reply_frames
 from zdir import config, protocol
 from zdir.protocol import ErrorCode
+from zdir.exchange import Exchange
 from zdir.reliable import (HANDSHAKE_TIMEOUT_MS, HEARTBEAT_IVL_MS, HEARTBEAT_TIMEOUT_MS,
-                           RECONNECT_GRACE, RECONNECT_IVL_MAX_MS, Call, Exchange, Link)
+                           RECONNECT_GRACE, RECONNECT_IVL_MAX_MS, Call, Link)
 
 pytestmark = pytest.mark.timeout(30)
 

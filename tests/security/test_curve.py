@@ -90,13 +90,12 @@ def test_each_curve_mistake_is_named_at_once_and_others_still_served(cluster, tw
         procs = pool.map(lambda args: run_client(*args), attempts.values())
         for says, proc in zip(attempts, procs):
             refused_in_time(proc, b.endpoint, says)
-    expected_in_log = [
-        "CURVE handshake failed: the client has the wrong server public key",
-        f"refused CURVE client 127.0.0.1 key {keyring.key('stranger')}: Unknown key",
-    ]
-    assert wait_until(lambda: all(line in b.log() for line in expected_in_log), LOG_WAIT), b.log()
-    # Nothing is retried: one handshake each, so one line each in the server's log.
-    assert b.log().count("wrong server public key") == 1, b.log()
+    refused = f"refused CURVE client 127.0.0.1 key {keyring.key('stranger')}: Unknown key"
+    assert wait_until(lambda: refused in b.log(), LOG_WAIT), b.log()
+    # Nothing is retried: one handshake each, so at most one line each in the server's
+    # log (a wrong server key is logged when the server's side of the race saw it).
+    assert b.log().count(refused) == 1, b.log()
+    assert b.log().count("wrong server public key") <= 1, b.log()
     good = run_client(*server, "--server-key", keyring.public("server_b"),
                       "--curve-secret", keyring.secret("client"))
     assert good.returncode == 0 and names(good) == ["beta.txt", "both.txt", "sub"]

@@ -1,0 +1,178 @@
+"""The calls of one loop over its links: what to poll, what finished, what is late.
+
+``reliable.Link`` decides what a connection's events mean for the calls on it; an
+``Exchange`` holds the links a loop owns (the node's upstreams, the client's one
+server), keeps the calls' deadlines in one heap, and tells the loop which sockets to
+poll and when to wake. ``wait_for`` is the same loop for a caller that has none of
+its own (the client).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import heapq
+import time
+from typing import Dict, List, Optional
+
+import zmq
+
+from .protocol import ErrorCode
+from .reliable import Call, Failure, Link
+
+TRIM_DELAY = 1.0  # seconds after an oversized reply before its memory is handed back
+
+
+class Exchange:
+    """The links of one loop and their calls: what to poll, what finished, what is late."""
+
+    def __init__(self) -> None:
+        self.links: List[Link] = []
+        self._deadlines: List[Call] = []  # heap by deadline; finished calls are skipped
+        self.version = 0  # changes whenever the set of sockets to poll changes
+        self._trim_at: Optional[float] = None  # when to hand memory back after a flood
+
+    def add(self, link: Link) -> None:
+        self.links.append(link)
+        self.version += 1
+
+    def remove(self, link: Link) -> List[Call]:
+        """Stop using a link (its calls fail as unreachable) and close it."""
+        self.links.remove(link)
+        self.version += 1
+        failure = Failure(ErrorCode.UNREACHABLE, "removed from the upstream list")
+        calls = [*link.waiting, *link.in_flight.values()]
+        for call in calls:
+            link._fail(call, failure)
+        link.close()
+        return calls
+
+    def close(self) -> None:
+        for link in self.links:
+            link.close()
+
+    def start(self, link: Link, call: Call, now: float) -> List[Call]:
+        """Send ``call`` over ``link``, or keep it for the link's next verdict.
+
+        Returns the calls that finished meanwhile: ``call`` itself if it failed at once,
+        and any other call that events read here (the link's backlog, so that ``call``
+        is judged on what happens next, not on what happened while nobody looked).
+        """
+        had_socket = link.socket is not None
+        finished = link.on_events(now) if link.monitor is not None else []
+        started = link.submit(call, now)
+        if link.socket is not None and not had_socket:
+            self.version += 1
+        if started:
+            heapq.heappush(self._deadlines, call)
+        else:
+            finished.append(call)
+        return finished
+
+    def by_socket(self) -> Dict[zmq.Socket, Link]:
+        """Every socket to poll for input (each link's connection and monitor), and its link."""
+        found: Dict[zmq.Socket, Link] = {}
+        for link in self.links:
+            if link.socket is not None:
+                found[link.socket] = found[link.monitor] = link  # type: ignore[index]
+        return found
+
+    def handle(self, link: Link, sock: zmq.Socket, now: float) -> List[Call]:
+        """What became of the calls after ``sock`` (a link's socket or monitor) was readable."""
+        before = link.socket
+        if sock is link.monitor:
+            finished = link.on_events(now)
+        else:
+            finished = link.on_readable()
+        if link.socket is not before:
+            self.version += 1
+            if any(call.error is not None and call.error.code == ErrorCode.LIMIT_EXCEEDED
+                   for call in finished):
+                # libzmq held the whole reply and frees it in its own thread, soon.
+                self._trim_at = now + TRIM_DELAY
+        return finished
+
+    def next_deadline(self) -> Optional[float]:
+        heap = self._deadlines
+        while heap and heap[0].done:
+            heapq.heappop(heap)
+        wakes = [heap[0].deadline] if heap else []
+        if self._trim_at is not None:
+            wakes.append(self._trim_at)
+        wakes += [c.give_up_at for link in self.links for c in link.waiting
+                  if c.give_up_at is not None]
+        return min(wakes) if wakes else None
+
+    def expire(self, now: float) -> List[Call]:
+        """Calls whose deadline (or reconnection grace) has passed fail with ``timeout``."""
+        if self._trim_at is not None and now >= self._trim_at:
+            self._trim_at = None
+            release_memory()
+        finished = []
+        heap = self._deadlines
+        while heap and (heap[0].done or heap[0].deadline <= now):
+            call = heapq.heappop(heap)
+            if not call.done:
+                self.time_out(call)
+                finished.append(call)
+        for link in self.links:
+            for call in [c for c in link.waiting if c.give_up_at is not None
+                         and c.give_up_at <= now]:
+                link.forget(call)
+                link._fail(call, link.failure or Failure(ErrorCode.TIMEOUT, "connection lost"))
+                finished.append(call)
+        return finished
+
+    def time_out(self, call: Call) -> None:
+        """Give up on ``call`` now, naming what the link was doing."""
+        link = call.link
+        assert link is not None  # every call in the heap was submitted to a link
+        waited = call.id not in link.in_flight
+        link.forget(call)
+        if not waited:
+            message = ("connected and answering heartbeats, but still working at the deadline: "
+                       "give it more time with --timeout")
+        elif link.failure is not None:
+            message = link.failure.message
+        else:
+            message = "still connecting at the deadline (no verdict on the connection yet)"
+        link._fail(call, Failure(ErrorCode.TIMEOUT, message))
+
+    def wait_for(self, call: Call) -> None:
+        """Block until ``call`` is done (for a caller with no loop of its own: the client)."""
+        owners = self.by_socket()
+        version = self.version
+        poller = _poller(owners)
+        while not call.done:
+            now = time.monotonic()
+            self.expire(now)
+            if call.done:
+                break
+            wake = self.next_deadline()
+            timeout = None if wake is None else max(0.0, (wake - now) * 1000.0)
+            for sock, _ in poller.poll(timeout):
+                link = owners.get(sock)
+                if link is not None:
+                    self.handle(link, sock, time.monotonic())
+            if self.version != version:
+                owners, version = self.by_socket(), self.version
+                poller = _poller(owners)
+
+
+def _poller(sockets: Dict[zmq.Socket, Link]) -> zmq.Poller:
+    poller = zmq.Poller()
+    for sock in sockets:
+        poller.register(sock, zmq.POLLIN)
+    return poller
+
+
+def release_memory() -> None:
+    """Hand freed heap back to the system after a reply that was too large.
+
+    glibc keeps freed memory for reuse; after a hostile peer's flood that would be
+    hundreds of MiB held for nothing. Elsewhere there is nothing to call.
+    """
+    try:
+        trim = ctypes.CDLL(None).malloc_trim  # glibc's; found in the running process
+    except (OSError, AttributeError, TypeError):
+        return
+    trim(0)
