@@ -539,7 +539,7 @@ def _ordered(entries: Iterable[Entry], args: argparse.Namespace,
     sort = _sort(args)
     if sort == "none":
         return entries
-    if sort == "name" and isinstance(entries, Pages) and entries.ordered:  # merged in order as pages arrive
+    if sort == "name" and isinstance(entries, Pages) and entries.ordered:  # merged as they come
         return entries.entries()[::-1] if args.reverse else entries
     if sort == "name" and isinstance(entries, Reply):
         # Columns, not Entry tuples: a fraction of the time and memory on large listings.
