@@ -136,6 +136,8 @@ class FleetSim:
         self.errors: List[str] = []  # the simulator's own failures: tests assert it stays empty
         self._context = zmq.Context(io_threads)
         self._context.setsockopt(zmq.LINGER, 0)
+        # Before the first socket: libzmq sizes its socket table once, when it starts.
+        self._context.set(zmq.MAX_SOCKETS, len(self.modes) + 64)
         self._pipe: Optional[zmq.Socket] = None
         self._thread: Optional[threading.Thread] = None
         self._ready = threading.Event()
@@ -213,7 +215,6 @@ class FleetSim:
         try:
             pipe.connect(f"inproc://fleetsim-{id(self)}")
             raise_fd_limit(FDS_PER_NODE * len(self.modes) + SPARE_FDS)
-            self._context.set(zmq.MAX_SOCKETS, len(self.modes) + 64)
             poller = zmq.Poller()
             poller.register(pipe, zmq.POLLIN)
             for index, mode in enumerate(self.modes):

@@ -85,7 +85,8 @@ modes = st.one_of(st.none(), st.sampled_from([FILE, stat.S_IFDIR | 0o755, stat.S
                   st.integers(0, 0o177777))
 long_rows = st.builds(Entry, names, st.sampled_from(["file", "dir", "symlink", "other"]),
                       st.one_of(st.none(), st.integers(0, 2 ** 64)),
-                      st.one_of(st.none(), st.floats(-1e11, 1e11), st.integers(-10 ** 10, 10 ** 10)),
+                      st.one_of(st.none(), st.floats(-1e11, 1e11),
+                                st.integers(-10 ** 10, 10 ** 10)),
                       modes, st.sampled_from(["a", "bb", "ç\n"]))
 
 
