@@ -10,7 +10,7 @@ from typing import List, Optional, Sequence
 import pytest
 
 from zdir import output
-from zdir.client import _chosen_sources, _ping
+from zdir.cli import _chosen_sources, _ping
 from zdir.compare import compare, placement
 from zdir.errors import UsageError
 from zdir.nodeset import HANDFUL, expand, fold
