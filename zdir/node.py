@@ -38,7 +38,8 @@ from .paged import PagedListings
 from .protocol import ErrorCode, ReplyHeader, SourceStatus, error_dict
 from .exchange import Exchange
 from .reliable import Call, Link, SocketSetup
-from .walks import ASKED_BY_CLIENT, MAX_THREADS_FACTOR, Walk, Workers
+from .upstreams import NO_TIME_LEFT, Upstreams, sockets_needed
+from .walks import ASKED_BY_CLIENT, Walk, Workers
 
 if TYPE_CHECKING:  # keys imports zmq.auth, which only CURVE deployments need
     from .keys import CurveServer, Gatekeeper
@@ -49,9 +50,7 @@ _peer_log = RateLimitedLog(log)  # what peers can make us say over and over
 POLL_INTERVAL_MS = 100  # how often the loop looks at the stop flag
 SHUTDOWN_GRACE = 1.0  # seconds the worker threads get to close their sockets on stop
 RECEIVE_BATCH = 256  # requests read per wake-up before the loop looks at its other sockets
-CLIENT_DESCRIPTORS = 1024  # file descriptors kept for client connections, at the least
 PAGED_LISTING_LIMIT = 1 << 62  # entries in a whole paged listing: none to speak of
-NO_TIME_LEFT = "the request's deadline had passed when it reached this node"
 ACCEPT_LOG_INTERVAL = 60.0  # seconds between two log lines about running out of descriptors
 
 
@@ -110,7 +109,7 @@ class Pending:
         return self.own is not None and all(call.done for call in self.calls)
 
 
-class Node(PagedListings):
+class Node(PagedListings, Upstreams):
     """Owns the context, the front end, the upstream links, the loop and the workers."""
 
     def __init__(self, cfg: NodeConfig) -> None:
@@ -171,50 +170,6 @@ class Node(PagedListings):
 
     def stop(self) -> None:
         self.stopping.set()
-
-    def reload(self) -> None:
-        """Re-read the upstreams file soon (from a signal handler: the loop does the work)."""
-        self._reload = True
-
-    def _wanted_upstreams(self) -> List[config.Upstream]:
-        wanted = list(self.cfg.upstreams)
-        if self.cfg.upstreams_file:
-            known = {u.endpoint for u in wanted}
-            wanted += [u for u in config.read_upstreams(self.cfg.upstreams_file)
-                       if u.endpoint not in known]
-        return wanted
-
-    def _link(self, upstream: config.Upstream) -> Link:
-        link = Link(self.context, upstream.endpoint, name=upstream.name,
-                    setup=self.cfg.upstream_setup, max_reply_bytes=self.cfg.max_reply_bytes)
-        self.exchange.add(link)
-        return link
-
-    def _reload_upstreams(self) -> None:
-        """SIGHUP: the upstreams file again. Requests in flight to upstreams kept go on."""
-        self._reload = False
-        if not self.cfg.upstreams_file:
-            log.info("SIGHUP: nothing to re-read (no --upstreams-file)")
-            return
-        try:
-            wanted = self._wanted_upstreams()
-        except UsageError as exc:
-            log.error("SIGHUP: %s; keeping the %d upstreams in use", exc, len(self.links))
-            return
-        current = {link.endpoint: link for link in self.links}
-        links = []
-        for upstream in wanted:
-            link = current.pop(upstream.endpoint, None)
-            if link is None:
-                link = self._link(upstream)
-            elif upstream.name:
-                link.name = upstream.name
-            links.append(link)
-        for gone in current.values():
-            self._calls_done(self.exchange.remove(gone))
-        added = len(links) - (len(self.links) - len(current))
-        self.links = links
-        log.info("SIGHUP: %d upstreams (%d added, %d removed)", len(links), added, len(current))
 
     def _shutdown(self) -> None:
         for sock in (self._accepts, self.frontend, self._done):
@@ -428,46 +383,6 @@ class Node(PagedListings):
                                        chunk_entries=min(self.cfg.chunk_entries, page))
         return options
 
-    def _ask_upstreams(self, pending: Pending, now: float) -> None:
-        """One call per upstream, over its link, within what is left of the deadline."""
-        if not self.links:
-            return
-        request = pending.request
-        links = self.links
-        tokens: Dict[str, bytes] = {}
-        if pending.token is not None:  # a later page: only the unfinished upstreams
-            tokens = dict(pending.token.upstreams)
-            links = [link for link in links if link.endpoint in tokens]
-        remaining_ms = max(0, int((pending.deadline - now) * 1000))
-        failure = None
-        if len(request.trail) >= protocol.MAX_TRAIL:
-            failure = reliable.Failure(
-                ErrorCode.LIMIT_EXCEEDED,
-                f"not asked: the request has passed {protocol.MAX_TRAIL} nodes already, "
-                "the most a trail holds")
-        elif remaining_ms == 0:
-            failure = reliable.Failure(ErrorCode.TIMEOUT, f"not asked: {NO_TIME_LEFT}")
-        if failure is not None:
-            for link in links:
-                call = Call(os.urandom(8), [], now, owner=pending)
-                call.link = link
-                call.error, call.done = failure.error(link.endpoint, 0.0), True
-                pending.calls.append(call)
-            return
-        onward = request._replace(trail=request.trail + (self.node_id,),
-                                  deadline_ms=remaining_ms)
-        if request.page_ms is not None:  # leave the upstreams' pages time to travel
-            onward = onward._replace(page_ms=max(1, request.page_ms * 4 // 5))
-        for link in links:
-            request_id = os.urandom(8)  # fresh per upstream call: ids are ours to match
-            if request.paged:
-                onward = onward._replace(token=tokens.get(link.endpoint))
-            frames = [protocol.encode_request(onward._replace(id=request_id))]
-            call = Call(request_id, frames, pending.deadline,
-                        retries=self.cfg.upstream_retries, owner=pending)
-            pending.calls.append(call)
-            self._calls_done(self.exchange.start(link, call, now))
-
     def _walks_done(self) -> None:
         while True:
             try:
@@ -549,30 +464,6 @@ class Node(PagedListings):
         self._log(request, sources, pending.arrived)
         return [protocol.encode_header(header), *chunks]
 
-    def _absorb(self, call: Call) -> Tuple[List[SourceStatus], List[object]]:
-        """One upstream's answer as source maps and chunk frames to relay untouched."""
-        link = call.link
-        assert link is not None
-        elapsed = round(call.elapsed * 1000.0, 3)
-
-        def failed(code: str, message: str) -> Tuple[List[SourceStatus], List[object]]:
-            status = SourceStatus(link.name, False, link.endpoint, error_dict(code, message),
-                                  elapsed_ms=elapsed, via=self.cfg.name,
-                                  behind=link.behind if link.behind > 1 else None)
-            return [status], []
-
-        if call.error is not None:
-            return failed(call.error.code, call.error.message)
-        header = call.header
-        assert header is not None
-        if not header.ok or not header.sources:
-            error = header.error or error_dict(ErrorCode.BAD_REPLY, "the reply names no source")
-            return failed(error["code"], f"{link.endpoint}: {error['message']}")
-        first = header.sources[0]
-        link.name, link.behind = first.name, len(header.sources)
-        first = first._replace(endpoint=first.endpoint or link.endpoint, via=self.cfg.name)
-        return [first, *header.sources[1:]], list(call.chunks)
-
     def _send(self, envelope: list, reply: List[object]) -> None:
         try:
             self.frontend.send_multipart([*envelope, *reply], copy=False)  # type: ignore[union-attr]
@@ -628,14 +519,3 @@ def _delimiter_index(frames: List[bytes]) -> Optional[int]:
         if not frame:
             return index
     return None
-
-
-def sockets_needed(cfg: NodeConfig, upstreams: int) -> int:
-    """ZeroMQ sockets a node opens: three per upstream (a link and its monitor pair), one
-    per worker thread, and a few of its own."""
-    return 3 * upstreams + cfg.workers * MAX_THREADS_FACTOR + 16
-
-
-def descriptors_needed(cfg: NodeConfig, upstreams: int) -> int:
-    """File descriptors: a mailbox per socket, a connection per upstream, room for clients."""
-    return sockets_needed(cfg, upstreams) + upstreams + CLIENT_DESCRIPTORS

@@ -11,7 +11,8 @@ from typing import NamedTuple, Optional, Sequence, Tuple
 from . import config
 from .errors import UsageError, ZdirError, exit_code
 from .lister import DEFAULT_CHUNK_ENTRIES, DEFAULT_MAX_DEPTH, DEFAULT_MAX_ENTRIES
-from .node import Node, NodeConfig, descriptors_needed
+from .node import Node, NodeConfig
+from .upstreams import descriptors_needed
 
 log = logging.getLogger(__name__)
 
