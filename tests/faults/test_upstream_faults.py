@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import clean_env, make_tree, run_client, unused_tcp_endpoint, wait_until
-from zdir import config, reliable
+from zdir import reliable
 
 pytestmark = [
     pytest.mark.timeout(60),

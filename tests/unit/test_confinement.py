@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from zdir import lister
+from zdir import confine, lister
 from zdir.errors import ListingError
 from zdir.lister import DirListing, Options
 from zdir.protocol import REFUSAL_CODES, name_from_wire
@@ -166,14 +166,14 @@ needs_dir_fd = pytest.mark.skipif(not lister.USE_DIR_FD, reason="needs O_NOFOLLO
 @pytest.mark.parametrize("path, swapped", [("d", "d"), ("d/e", "d/e"), ("d/e", "d")])
 def test_swap_after_the_checks_is_refused_by_o_nofollow(world, monkeypatch, path, swapped):
     root, outside = world
-    real_open_step = lister._open_step
+    real_open_step = confine.open_step
 
     def open_step(name: str, dir_fd: int) -> int:
         if name == os.path.basename(swapped) and not os.path.islink(os.path.join(root, swapped)):
             swap_for_symlink(os.path.join(root, swapped), outside)  # resolve() already passed
         return real_open_step(name, dir_fd)
 
-    monkeypatch.setattr(lister, "_open_step", open_step)
+    monkeypatch.setattr(confine, "open_step", open_step)
     with pytest.raises(ListingError) as info:
         DirListing(root, path)
     assert info.value.code == "outside_root"
@@ -183,14 +183,14 @@ def test_swap_after_the_checks_is_refused_by_o_nofollow(world, monkeypatch, path
 @needs_dir_fd
 def test_swap_of_a_parent_already_opened_keeps_to_the_real_directory(world, monkeypatch):
     root, outside = world
-    real_open_step = lister._open_step
+    real_open_step = confine.open_step
 
     def open_step(name: str, dir_fd: int) -> int:
         if name == "e":  # 'd' is open: swapping it now cannot redirect us
             swap_for_symlink(os.path.join(root, "d"), outside)
         return real_open_step(name, dir_fd)
 
-    monkeypatch.setattr(lister, "_open_step", open_step)
+    monkeypatch.setattr(confine, "open_step", open_step)
     assert names_of(DirListing(root, "d/e")) == ["f"]
 
 
