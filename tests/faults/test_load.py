@@ -16,7 +16,6 @@ from collections import Counter
 import pytest
 
 from conftest import make_tree, rss_kib, unused_tcp_endpoint, wait_until
-from zdir import config
 from zdir.client import Client
 from zdir.errors import EXIT_OK, EXIT_PARTIAL, ZdirError, exit_code
 
@@ -28,9 +27,12 @@ pytestmark = [
 CLIENTS = 4
 WARM_UP_REQUESTS = 1000  # RSS settles after a few hundred requests
 STEADY_SECONDS = 2.5  # between the faults
-#: How long B stays dead: a short outage is hidden by A's retry on a fresh socket,
-#: a long one outlasts A's whole upstream wait and shows as partial answers.
-DOWN_SECONDS = (0.5, config.UPSTREAM_TIMEOUT * (config.UPSTREAM_RETRIES + 1) + 1.0)
+#: How long B stays dead: shorter than A's reconnect backoff, then several times longer.
+#: Either way A sees B refuse or vanish at once and answers partial: no request waits
+#: for a deadline (60 s by default), so the whole test stays short.
+DOWN_SECONDS = (0.5, 3.0)
+#: A client that has not ended its request by then hangs.
+HANG_SECONDS = 15.0
 RSS_GROWTH_LIMIT_KIB = 4 * 1024
 
 
@@ -97,7 +99,7 @@ def test_clients_keep_getting_answers_while_b_dies_twice(cluster, tmp_path):
             b = cluster.b(b_root, bind=b_endpoint)
         time.sleep(STEADY_SECONDS)
     finally:
-        load.finish(timeout=3 * config.CLIENT_TIMEOUT)
+        load.finish(timeout=HANG_SECONDS)
     rss_after = rss_kib(a.pid)
 
     print(f"\nload: {load.count} requests ({load.count - count_before} during the faults), "
@@ -106,7 +108,7 @@ def test_clients_keep_getting_answers_while_b_dies_twice(cluster, tmp_path):
     assert set(load.outcomes) <= {EXIT_OK, EXIT_PARTIAL}, load.failures[:5]
     assert load.outcomes[EXIT_PARTIAL] >= CLIENTS, "the long outage shows as partial answers"
     assert load.outcomes[EXIT_OK] > WARM_UP_REQUESTS
-    assert load.slowest < config.CLIENT_TIMEOUT, "a partial answer comes before the client gives up"
+    assert load.slowest < HANG_SECONDS, "a dead B is answered as partial, not waited for"
     assert rss_after - rss_before < RSS_GROWTH_LIMIT_KIB
     with Client(a.endpoint) as client:
         assert client.list("").complete, "complete again once B is back, A never restarted"
