@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Dict, List, NamedTuple, Optional, Sequence, Tu
 import zmq
 
 from . import __version__, config, protocol, reliable
+from .ahead import PagesAhead
 from .cache import ListingCache
 from .cursors import Cursor, Cursors
 from .errors import ListingError, ProtocolError, RemoteProtocolError, UsageError
@@ -128,6 +129,7 @@ class Node(PagedListings, Upstreams):
         self.pending: Dict[int, Pending] = {}
         self._walk_waiters: Dict[bytes, List[Pending]] = {}
         self.cursors = Cursors()
+        self.ahead = PagesAhead()  # upstreams' next pages, asked for before the client does
         self._done: Optional[zmq.Socket] = None
         self._accepts: Optional[zmq.Socket] = None  # the front end's failed accepts
         self._accept_logged = -ACCEPT_LOG_INTERVAL
@@ -219,6 +221,7 @@ class Node(PagedListings, Upstreams):
                 self._calls_done(self.exchange.expire(now))
                 self._expire(now)
                 self.cursors.expire(now)
+                self.ahead.expire(now)
                 self.workers.dispatch(now)  # type: ignore[union-attr]
         finally:
             self._shutdown()
@@ -440,14 +443,19 @@ class Node(PagedListings, Upstreams):
 
     def _reply(self, pending: Pending) -> None:
         try:
-            frames = self._composed(pending)
+            header, chunks = self._composed(pending)
         except Exception as exc:  # a bug: this request is answered, the node goes on
             self._internal_error(pending.envelope, pending.request.id, pending.request.op, exc)
             return
-        self._send(pending.envelope, frames)
+        self._send(pending.envelope, [protocol.encode_header(header), *chunks])
+        if header.token is not None and pending.calls:
+            try:
+                self._fetch_ahead(pending, header.sources, time.monotonic())
+            except Exception as exc:  # a bug: the next page is asked for when it is asked
+                log.error("fetching pages ahead failed", exc_info=exc)
 
-    def _composed(self, pending: Pending) -> List[object]:
-        """The reply's frames: this node's source, then each upstream's, and the chunks."""
+    def _composed(self, pending: Pending) -> Tuple[ReplyHeader, List[object]]:
+        """The reply: this node's source, then each upstream's, and the chunk frames."""
         request = pending.request
         own, frames = pending.own  # type: ignore[misc]
         if self.links:
@@ -462,7 +470,7 @@ class Node(PagedListings, Upstreams):
         if request.paged and request.op == "list":
             header = header._replace(token=self._token(pending), paged=True)
         self._log(request, sources, pending.arrived)
-        return [protocol.encode_header(header), *chunks]
+        return header, chunks
 
     def _send(self, envelope: list, reply: List[object]) -> None:
         try:

@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING, List, Optional, Tuple
 
 from . import protocol
+from .ahead import past_horizon
 from .cursors import Cursor, Page
 from .lister import order_key
 from .protocol import ErrorCode, SourceStatus, error_dict
@@ -45,8 +46,7 @@ class PagedListings(_Base):
         cursor = self.cursors.find(asked, key, after, now)
         if token is None:
             cursor = self.cursors.joinable(key)
-        if (after is not None and request.horizon is not None
-                and order_key(after) > order_key(request.horizon)):
+        if past_horizon(after, request.horizon):
             # Past the client's horizon: another source must catch up first.
             kept = cursor.id if cursor is not None else None
             own = protocol.Token(request.path, self.node_id, kept, after)

@@ -59,7 +59,10 @@ class Pages:
         self._path = path
         self._ask = dict(options, page_entries=page_entries, page_ms=page_ms)
         self._key = order_key if options.get("recursive") else _name_key
-        self._reply: Optional["Reply"] = client.send("list", path, **self._ask)
+        # A horizon ("" holds nothing back yet) tells relays the pages are merged in
+        # order, so that what they fetch ahead is held back as this client will.
+        first = self._ask if not ordered else dict(self._ask, horizon="")
+        self._reply: Optional["Reply"] = client.send("list", path, **first)
         self.header = self._reply.header
         self.sources: List[SourceStatus] = []
         self._state: Dict[str, _Source] = {}

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING, Dict, List, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
-from . import config, protocol, reliable
+from . import ahead, config, protocol, reliable
 from .errors import UsageError
 from .protocol import ErrorCode, SourceStatus, error_dict
 from .reliable import Call, Link
@@ -104,19 +104,85 @@ class Upstreams(_Base):
                 call.error, call.done = failure.error(link.endpoint, 0.0), True
                 pending.calls.append(call)
             return
+        onward = self._onward(request, remaining_ms)
+        for link in links:
+            if request.paged:
+                token = tokens.get(link.endpoint)
+                if token is not None and self._take_ahead(pending, link, token, now):
+                    continue
+                onward = onward._replace(token=token)
+            self._call(link, onward, pending.deadline, pending, now)
+
+    def _onward(self, request: protocol.Request, remaining_ms: int) -> protocol.Request:
+        """The request as this node forwards it: its trail extended, its own deadline."""
         onward = request._replace(trail=request.trail + (self.node_id,),
                                   deadline_ms=remaining_ms)
         if request.page_ms is not None:  # leave the upstreams' pages time to travel
             onward = onward._replace(page_ms=max(1, request.page_ms * 4 // 5))
-        for link in links:
-            request_id = os.urandom(8)  # fresh per upstream call: ids are ours to match
-            if request.paged:
-                onward = onward._replace(token=tokens.get(link.endpoint))
-            frames = [protocol.encode_request(onward._replace(id=request_id))]
-            call = Call(request_id, frames, pending.deadline,
-                        retries=self.cfg.upstream_retries, owner=pending)
+        return onward
+
+    def _call(self, link: Link, onward: protocol.Request, deadline: float,
+              owner: Optional[Pending], now: float) -> Call:
+        request_id = os.urandom(8)  # fresh per upstream call: ids are ours to match
+        frames = [protocol.encode_request(onward._replace(id=request_id))]
+        call = Call(request_id, frames, deadline, retries=self.cfg.upstream_retries,
+                    owner=owner)
+        if owner is not None:  # before it starts: it may fail at once
+            owner.calls.append(call)
+        self._calls_done(self.exchange.start(link, call, now))
+        return call
+
+    # -- pages fetched ahead (zdir/ahead.py) --------------------------------------------
+
+    def _fetch_ahead(self, pending: Pending, sources: Sequence[SourceStatus],
+                     now: float) -> None:
+        """A paged reply went out: ask each upstream still sending for its next page now."""
+        request = pending.request
+        if not request.paged or len(request.trail) >= protocol.MAX_TRAIL:
+            return
+        budget = pending.deadline - pending.arrived  # as much time as this page had
+        onward = self._onward(request, max(1, int(budget * 1000)))
+        # Merged in order (the client sends a horizon): the one it will send next.
+        horizon = ahead.next_horizon(sources) if request.horizon is not None else None
+        for call in pending.calls:
+            header = call.header
+            if call.error is not None or header is None or not header.ok or header.token is None:
+                continue  # finished or failed: nothing to fetch ahead
+            link = call.link
+            assert link is not None
+            if link not in self.links or (link.endpoint, header.token) in self.ahead:
+                continue  # removed by SIGHUP meanwhile, or held back: fetched already
+            ask, held_at = ahead.ahead_horizon(header.sources, horizon)
+            following = None
+            if ask:
+                following = self._call(link, onward._replace(token=header.token,
+                                                             horizon=held_at),
+                                       now + budget, None, now)
+            self.ahead.keep(link.endpoint, header.token, following, header.sources, now)
+
+    def _take_ahead(self, pending: Pending, link: Link, token: bytes, now: float) -> bool:
+        """Serve this upstream's part from a page fetched ahead, if there is one that fits."""
+        kept = self.ahead.take(link.endpoint, token)
+        if kept is None:
+            return False
+        call, before, _ = kept
+        judged = ahead.verdict(before, call, pending.request.horizon)
+        if judged == ahead.USE:
+            assert call is not None
+            call.owner = pending
             pending.calls.append(call)
-            self._calls_done(self.exchange.start(link, call, now))
+            return True
+        if judged == ahead.ASK:
+            return False
+        # HOLD: what the upstream would say to this request: nothing yet, same positions.
+        self.ahead.keep(link.endpoint, token, call, before, now)
+        held = Call(os.urandom(8), [], pending.deadline, owner=pending)
+        held.link, held.done = link, True
+        held.header = protocol.ReplyHeader(
+            held.id, "list", True, sources=tuple(s._replace(entries=0, elapsed_ms=0.0)
+                                                 for s in before), token=token, paged=True)
+        pending.calls.append(held)
+        return True
 
     def _absorb(self, call: Call) -> Tuple[List[SourceStatus], List[object]]:
         """One upstream's answer as source maps and chunk frames to relay untouched."""
