@@ -35,7 +35,7 @@ from .errors import ListingError, ProtocolError, RemoteProtocolError, UsageError
 from .lister import DEFAULT_CHUNK_ENTRIES, DEFAULT_MAX_DEPTH, DEFAULT_MAX_ENTRIES
 from .lister import Options, split_path
 from .lograte import RateLimitedLog
-from .paged import PagedListings
+from .paged import PagedListings, cut_off
 from .protocol import ErrorCode, ReplyHeader, SourceStatus, error_dict
 from .exchange import Exchange
 from .reliable import Call, Link, SocketSetup
@@ -450,7 +450,7 @@ class Node(PagedListings, Upstreams):
         self._send(pending.envelope, [protocol.encode_header(header), *chunks])
         if header.token is not None and pending.calls:
             try:
-                self._fetch_ahead(pending, header.sources, time.monotonic())
+                self._fetch_ahead(pending, header, time.monotonic())
             except Exception as exc:  # a bug: the next page is asked for when it is asked
                 log.error("fetching pages ahead failed", exc_info=exc)
 
@@ -462,13 +462,16 @@ class Node(PagedListings, Upstreams):
             own = own._replace(upstreams=len(self.links))
         sources = [own]
         chunks: List[object] = list(frames)
+        paged = request.paged and request.op == "list"
+        token, cut = self._token(pending) if paged else (None, frozenset())
         for call in pending.calls:
             statuses, relayed = self._absorb(call)
+            if call.link is not None and call.link.endpoint in cut:
+                statuses = [cut_off(status) for status in statuses]
             sources.extend(statuses)
             chunks.extend(relayed)
-        header = ReplyHeader(request.id, request.op, True, None, tuple(sources), len(chunks))
-        if request.paged and request.op == "list":
-            header = header._replace(token=self._token(pending), paged=True)
+        header = ReplyHeader(request.id, request.op, True, None, tuple(sources), len(chunks),
+                             token=token, paged=paged)
         self._log(request, sources, pending.arrived)
         return header, chunks
 

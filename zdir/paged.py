@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING, List, Optional, Tuple
+from typing import TYPE_CHECKING, FrozenSet, List, Optional, Tuple
 
 from . import protocol
 from .ahead import past_horizon
@@ -164,17 +164,41 @@ class PagedListings(_Base):
             "hung file system, or every worker busy)"), truncated=True,
             elapsed_ms=_ms_since(pending.arrived)), [])
 
-    def _token(self, pending: Pending) -> Optional[bytes]:
-        """The whole listing's position at this node: its own, and each unfinished upstream's."""
+    def _token(self, pending: Pending) -> Tuple[Optional[bytes], FrozenSet[str]]:
+        """The whole listing's position at this node: its own, and each unfinished upstream's.
+
+        Also the upstreams that did not fit: a token is at most MAX_TOKEN_BYTES, and
+        those whose positions would make it longer end in this page (``cut_off``).
+        """
         cursor_id, after, done = pending.position
-        upstreams = tuple(
+        upstreams = [
             (call.link.endpoint, call.header.token) for call in pending.calls  # type: ignore[union-attr]
             if call.error is None and call.header is not None and call.header.ok
-            and call.header.token is not None)
-        if done and not upstreams:
-            return None
-        return protocol.encode_token(protocol.Token(pending.request.path, self.node_id,
-                                                    cursor_id, after, done, upstreams))
+            and call.header.token is not None]
+        cut: List[str] = []
+        while True:
+            if done and not upstreams:
+                return None, frozenset(cut)
+            token = protocol.encode_token(protocol.Token(
+                pending.request.path, self.node_id, cursor_id, after, done, tuple(upstreams)))
+            excess = len(token) - protocol.MAX_TOKEN_BYTES
+            if excess <= 0 or not upstreams:
+                return token, frozenset(cut)
+            upstreams.sort(key=lambda pair: len(pair[0]) + len(pair[1]))
+            while upstreams and excess > 0:  # the longest first: as few as can be cut
+                endpoint, position = upstreams.pop()
+                excess -= len(endpoint) + len(position)
+                cut.append(endpoint)
+
+
+def cut_off(status: SourceStatus) -> SourceStatus:
+    """An upstream source whose position did not fit in the token: it ends in this page."""
+    if status.next is None:
+        return status
+    return status._replace(next=None, truncated=True, error=error_dict(
+        ErrorCode.LIMIT_EXCEEDED, f"its position did not fit in the page token (at most "
+        f"{protocol.MAX_TOKEN_BYTES} bytes, with every unfinished upstream's): too many "
+        "upstreams or too long names for paging; list fewer sources, or with --page-entries 0"))
 
 
 def _ms_since(started: float) -> float:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 from . import ahead, config, protocol, reliable
 from .errors import UsageError
@@ -134,24 +134,25 @@ class Upstreams(_Base):
 
     # -- pages fetched ahead (zdir/ahead.py) --------------------------------------------
 
-    def _fetch_ahead(self, pending: Pending, sources: Sequence[SourceStatus],
-                     now: float) -> None:
-        """A paged reply went out: ask each upstream still sending for its next page now."""
+    def _fetch_ahead(self, pending: Pending, reply: protocol.ReplyHeader, now: float) -> None:
+        """A paged reply went out: ask each upstream its token carries for its next page."""
         request = pending.request
-        if not request.paged or len(request.trail) >= protocol.MAX_TRAIL:
+        if reply.token is None or len(request.trail) >= protocol.MAX_TRAIL:
             return
+        carried = dict(protocol.decode_token(reply.token, request.path).upstreams)
         budget = pending.deadline - pending.arrived  # as much time as this page had
         onward = self._onward(request, max(1, int(budget * 1000)))
         # Merged in order (the client sends a horizon): the one it will send next.
-        horizon = ahead.next_horizon(sources) if request.horizon is not None else None
+        horizon = ahead.next_horizon(reply.sources) if request.horizon is not None else None
         for call in pending.calls:
             header = call.header
             if call.error is not None or header is None or not header.ok or header.token is None:
                 continue  # finished or failed: nothing to fetch ahead
             link = call.link
             assert link is not None
-            if link not in self.links or (link.endpoint, header.token) in self.ahead:
-                continue  # removed by SIGHUP meanwhile, or held back: fetched already
+            if (carried.get(link.endpoint) != header.token or link not in self.links
+                    or (link.endpoint, header.token) in self.ahead):
+                continue  # cut off, removed by SIGHUP meanwhile, or held back: fetched already
             ask, held_at = ahead.ahead_horizon(header.sources, horizon)
             following = None
             if ask:
