@@ -39,6 +39,7 @@ from .paged import PagedListings, cut_off
 from .protocol import ErrorCode, ReplyHeader, SourceStatus, error_dict
 from .exchange import Exchange
 from .reliable import Call, Link, SocketSetup
+from .sourcenames import SourceNames
 from .upstreams import NO_TIME_LEFT, Upstreams, sockets_needed
 from .walks import ASKED_BY_CLIENT, Walk, Workers
 
@@ -129,6 +130,7 @@ class Node(PagedListings, Upstreams):
         self.pending: Dict[int, Pending] = {}
         self._walk_waiters: Dict[bytes, List[Pending]] = {}
         self.cursors = Cursors()
+        self.source_names = SourceNames(cfg.name)  # one name per source in our replies
         self.ahead = PagesAhead()  # upstreams' next pages, asked for before the client does
         self._done: Optional[zmq.Socket] = None
         self._accepts: Optional[zmq.Socket] = None  # the front end's failed accepts

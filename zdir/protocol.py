@@ -477,6 +477,30 @@ def encode_chunk(source: str, chunk: Chunk) -> bytes:
     return pack(items)
 
 
+def chunk_source(frame: bytes) -> Tuple[str, int]:
+    """A chunk frame's source name, and where the items after it begin, without the rest.
+
+    For a relay, which passes chunks on untouched unless it must rename their source.
+    """
+    unpacker = msgpack.Unpacker(raw=False)
+    unpacker.feed(frame)
+    try:
+        if unpacker.read_array_header() not in (6, 7):
+            raise ValueError("not 6 or 7 items")
+        source = unpacker.unpack()
+    except Exception as exc:  # whatever msgpack raises: the peer's bytes are bad
+        raise RemoteProtocolError(f"a chunk does not start with a source name: {exc}") from exc
+    if not valid_source_name(source):
+        raise RemoteProtocolError("a chunk does not start with a source name")
+    return source, unpacker.tell()
+
+
+def renamed_chunk(frame: bytes, source: str) -> bytes:
+    """The same chunk frame under another source name (its entries are not decoded)."""
+    _, rest = chunk_source(frame)
+    return frame[:1] + pack(source) + frame[rest:]  # the array header is one byte: 6 or 7
+
+
 def decode_chunk(frame: bytes) -> Tuple[str, Chunk]:
     """Parse and validate one chunk frame (columns must all have one value per name)."""
     wire = unpack(frame, "chunk")

@@ -13,7 +13,7 @@ import os
 from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 from . import ahead, config, protocol, reliable
-from .errors import UsageError
+from .errors import ProtocolError, UsageError
 from .protocol import ErrorCode, SourceStatus, error_dict
 from .reliable import Call, Link
 from .walks import MAX_THREADS_FACTOR
@@ -205,9 +205,31 @@ class Upstreams(_Base):
             error = header.error or error_dict(ErrorCode.BAD_REPLY, "the reply names no source")
             return failed(error["code"], f"{link.endpoint}: {error['message']}")
         first = header.sources[0]
-        link.name, link.behind = first.name, len(header.sources)
         first = first._replace(endpoint=first.endpoint or link.endpoint, via=self.cfg.name)
-        return [first, *header.sources[1:]], list(call.chunks)
+        statuses, renamed = [], {}
+        for status in (first, *header.sources[1:]):
+            shown = self.source_names.shown(
+                (link.endpoint, status.name, status.endpoint, status.via), status.endpoint)
+            if shown != status.name:
+                renamed[status.name] = shown
+                status = status._replace(name=shown)
+            statuses.append(status)
+        link.name, link.behind = statuses[0].name, len(statuses)
+        chunks = list(call.chunks)
+        if renamed:
+            chunks = [_renamed(chunk, renamed) for chunk in chunks]
+        return statuses, chunks
+
+
+def _renamed(chunk: object, renamed: Dict[str, str]) -> object:
+    """A chunk frame under its source's shown name (others, and garbage, pass as they are)."""
+    frame = getattr(chunk, "bytes", chunk)  # a zmq.Frame, or bytes
+    try:
+        source, _ = protocol.chunk_source(frame)  # type: ignore[arg-type]
+    except ProtocolError:
+        return chunk  # the client refuses it, as it would have
+    shown = renamed.get(source)
+    return chunk if shown is None else protocol.renamed_chunk(frame, shown)  # type: ignore[arg-type]
 
 
 def sockets_needed(cfg: NodeConfig, upstreams: int) -> int:
