@@ -69,7 +69,8 @@ class Server:
         match = READY.match(line or "")
         if not match:
             self.stop()
-            raise AssertionError(f"{self.module}: unexpected first line {line!r}: {self.log()}")
+            log = self.log_path.read_text(errors="replace")  # closed by stop(): read it as is
+            raise AssertionError(f"{self.module}: unexpected first line {line!r}: {log}")
         self.endpoint = match["endpoint"]
         self.name = match["name"]
         return self
@@ -198,12 +199,25 @@ def wait_until(predicate, timeout: float = 10.0, interval: float = 0.02) -> bool
 
 
 def unused_tcp_endpoint() -> str:
-    """A loopback endpoint with a port that is free right now (for restart-on-same-port tests)."""
+    """A loopback endpoint with a port that is free right now (for restart-on-same-port tests).
+
+    Below every system's range of ephemeral ports (Linux from 32768, macOS and Windows
+    from 49152): while the server is down between two starts, no outgoing connection of
+    this or any other process can be given the port (nor connect to itself on it, as a
+    reconnecting client may, TCP's simultaneous open), so the restart can bind it again.
+    """
+    import random
     import socket
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"tcp://127.0.0.1:{sock.getsockname()[1]}"
+    for _ in range(100):
+        port = random.randrange(20000, 32768)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return f"tcp://127.0.0.1:{port}"
+    raise RuntimeError("no free port between 20000 and 32767")
 
 
 @pytest.fixture

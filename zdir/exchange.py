@@ -57,11 +57,11 @@ class Exchange:
         and any other call that events read here (the link's backlog, so that ``call``
         is judged on what happens next, not on what happened while nobody looked).
         """
-        had_socket = link.socket is not None
+        before = link.socket
         finished = link.on_events(now) if link.monitor is not None else []
         started = link.submit(call, now)
-        if link.socket is not None and not had_socket:
-            self.version += 1
+        if link.socket is not before:  # a new connection (events read here, or opened):
+            self.version += 1  # the loop must poll its socket and monitor, not the old ones
         if started:
             heapq.heappush(self._deadlines, call)
         else:

@@ -1,0 +1,42 @@
+"""A loop's links over real sockets: what the loop polls follows each link's connection."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import zmq
+
+from zdir.exchange import Exchange
+from zdir.reliable import Call, Link
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def test_a_connection_replaced_while_a_call_starts_is_polled_from_then_on(zmq_context):
+    # The loop only learns of a new socket from ``Exchange.version``. A call started
+    # just after its peer went (the disconnection still unread) makes the link open a
+    # new connection inside ``start``; before the fix the loop kept polling the old,
+    # closed sockets, and every later call waited for its deadline (tests/faults/test_load.py).
+    peer = zmq_context.socket(zmq.ROUTER)
+    peer.linger = 0
+    port = peer.bind_to_random_port("tcp://127.0.0.1")
+    exchange = Exchange()
+    link = Link(zmq_context, f"tcp://127.0.0.1:{port}", max_reply_bytes=1 << 20)
+    exchange.add(link)
+    try:
+        deadline = time.monotonic() + 10
+        while not link.up and time.monotonic() < deadline:
+            if link.monitor.poll(100):
+                exchange.handle(link, link.monitor, time.monotonic())
+        assert link.up
+        peer.close(linger=0)  # the peer goes; the link's monitor says so, unread
+        assert link.monitor.poll(10_000), "no event after the peer closed"
+
+        version, old = exchange.version, link.socket
+        exchange.start(link, Call(b"id", [b"request"], time.monotonic() + 5), time.monotonic())
+        assert link.socket is not old, "the lost connection was replaced"
+        assert exchange.version != version, "the loop is told to poll the new socket"
+        assert link.socket in exchange.by_socket() and link.monitor in exchange.by_socket()
+    finally:
+        exchange.close()
