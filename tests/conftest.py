@@ -251,3 +251,67 @@ def rss_kib(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     raise AssertionError(f"no VmRSS for pid {pid}")
+
+
+# -- fake peers for the request helper (tests/linkpeers.py), used by tests/faults/test_link_*.py
+# linkpeers imports this module, so each fixture imports it when it runs.
+
+@pytest.fixture
+def loop(zmq_context):
+    """An Exchange driven step by step, as node.serve runs it (linkpeers.Loop)."""
+    from linkpeers import Loop
+
+    lp = Loop(zmq_context)
+    try:
+        yield lp
+    finally:
+        lp.exchange.close()
+
+
+@pytest.fixture
+def routers(zmq_context):
+    """Make fake ROUTER peers; every one still open is closed at the end."""
+    from linkpeers import Router
+
+    made: List[Router] = []
+
+    def make(endpoint: str = LOOPBACK_ANY, **kwargs) -> Router:
+        made.append(Router(zmq_context, endpoint, **kwargs))
+        return made[-1]
+
+    try:
+        yield make
+    finally:
+        for router in made:
+            if not router.sock.closed:
+                router.close()
+
+
+@pytest.fixture
+def peer_process():
+    """Start ROUTERs in child processes (to freeze or kill); every one is stopped at the end."""
+    from linkpeers import PeerProcess
+
+    started: List[PeerProcess] = []
+
+    def start() -> PeerProcess:
+        started.append(PeerProcess())
+        return started[-1]
+
+    try:
+        yield start
+    finally:
+        for peer in started:
+            peer.stop()
+
+
+@pytest.fixture
+def zmtp_peer():
+    """A peer that speaks ZMTP byte by byte (tests/zmtp.py), closed at the end."""
+    from zmtp import ZmtpPeer
+
+    peer = ZmtpPeer()
+    try:
+        yield peer
+    finally:
+        peer.close()

@@ -1,6 +1,7 @@
 """The ``zdir`` command: flags, the listing or ping it asks for, and how it is printed.
 
-A thin layer over the ``Client`` API (zdir/client.py) and the writers (zdir/output.py).
+A thin layer over the ``Client`` API (zdir/client.py) and the writers (zdir/output.py and the
+formats beside it: longformat, jsonformat, compareformat; problems for stderr).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import sys
 from functools import partial
 from typing import IO, Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from . import config, output
+from . import compareformat, config, jsonformat, longformat, output, problems
 from .client import Client, Reply
 from .entries import Entry
 from .errors import EXIT_OK, EXIT_PARTIAL, UsageError, ZdirError, exit_code
@@ -68,7 +69,7 @@ def client_flags() -> config.Flags:
     flags.switch("-l", help="long format: mode, size, mtime, source, name")
     flags.switch("-h", "--human", "--human-readable",
                  help="with -l, sizes like 1.5K 23M 4.0G (as ls -lh: powers of 1024, rounded up)")
-    flags.add("--time-style", default="locale", choices=output.TIME_STYLES, metavar="STYLE",
+    flags.add("--time-style", default="locale", choices=longformat.TIME_STYLES, metavar="STYLE",
               help="with -l: locale (Mar 30 23:45), iso (03-30 23:45), long-iso "
                    "(2024-03-30 23:45) or full-iso (2024-03-30 23:45:07.123456000 +0000)")
     flags.switch("-1", help="one bare name per line, each name once, without the sources "
@@ -165,7 +166,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return exit_code(exc)
     except KeyboardInterrupt as exc:
         return exit_code(exc)
-    for line in output.source_problems(sources):
+    for line in problems.source_problems(sources):
         print(f"zdir: {output.escape_name(line)}", file=sys.stderr)
     return EXIT_PARTIAL if any(s.failed for s in sources) else EXIT_OK
 
@@ -212,16 +213,16 @@ def _list(client: Client, args: argparse.Namespace,
 def _render(args: argparse.Namespace, records: Iterable[Any],
             sources: Sequence[SourceStatus], style: output.Style, out: IO[str]) -> None:
     """Entries, or comparisons with --compare, in the format the flags ask for."""
-    shape = {"shape": output.compare_dict} if args.compare else {}
+    shape = {"shape": compareformat.compare_dict} if args.compare else {}
     if args.json:
-        output.write_json(records, sources, out, key="names" if args.compare else "entries",
-                          **shape)
+        jsonformat.write_json(records, sources, out, key="names" if args.compare else "entries",
+                              **shape)
     elif args.ndjson:
-        output.write_ndjson(records, sources, out, **shape)
+        jsonformat.write_ndjson(records, sources, out, **shape)
     elif args.compare:
-        output.write_compare(records, out, style)  # type: ignore[arg-type]
+        compareformat.write_compare(records, out, style)  # type: ignore[arg-type]
     elif args.l:
-        output.write_long(records, out, style)
+        longformat.write_long(records, out, style)
     else:
         output.write_plain(records, out, style, sources, where=not getattr(args, "1"))
 

@@ -5,7 +5,8 @@ checked as text, resolved by hand, opened with ``O_NOFOLLOW`` directory
 descriptors where the platform has them); the walk below it opens each
 sub-directory the same way, so a directory swapped for a symlink is refused, never
 followed. Entries come out in column chunks (``protocol.Chunk``) so that no caller needs a
-whole huge listing in memory.
+whole huge listing in memory. Beside the walk: glob matching (zdir/globs.py), the
+chunk being gathered (zdir/chunkcolumns.py) and type letters (zdir/entrytypes.py).
 
 Order: every listing comes out in one total order, so that listings from many
 sources can be merged as they stream (a k-way merge on ``order_key``):
@@ -29,31 +30,26 @@ loop over an explicit stack: no depth limit comes from Python's recursion limit.
 
 from __future__ import annotations
 
-import fnmatch
 import functools
 import os
-import re
 import stat as stat_module
 import sys
-import threading
 import time
-from typing import (Dict, Generator, Iterator, List, NamedTuple, Optional, Sequence, Tuple,
-                    Union)
+from typing import Dict, Generator, Iterator, List, NamedTuple, Optional, Tuple, Union
 
 from . import namesort
+from .chunkcolumns import ChunkColumns
 from .links import read_target
 from .confine import (ON_WINDOWS, OPEN_DIR_FLAGS, USE_DIR_FD, PathArg, inside, open_confined,
                       refusal, refuse, resolve, split_path, swapped)
+from .entrytypes import LETTERS, is_junction, letter_from_entry, windows_stat
 from .errors import ListingError
-from .protocol import Chunk, ErrorCode, Name, name_from_wire, name_to_wire
+from .globs import check_patterns, matches, row_matches
+from .protocol import Chunk, ErrorCode, Name, name_from_wire
 
 DEFAULT_CHUNK_ENTRIES = 10_000
 DEFAULT_MAX_ENTRIES = 2_000_000
 DEFAULT_MAX_DEPTH = 64
-# A pattern compiles to a regular expression: a 30 kB one takes a second and half a
-# megabyte, and fnmatch would keep 32768 of them. Patterns are capped, and cached here.
-MAX_PATTERN_CHARS = 1024
-PATTERN_CACHE = 256
 
 
 class Options(NamedTuple):
@@ -102,13 +98,13 @@ class DirListing:
         # directory hearing of it (more hard links, or a mount): see cache.py.
         self.shared_inodes = False
         self._dev: Optional[int] = None
-        self._columns: Optional[_Columns] = None  # the entries of the chunk being gathered
+        self._columns: Optional[ChunkColumns] = None  # the entries of the chunk being gathered
         self._cancelled = False
         # Paging: a chunk also ends once ``page_end`` entries are listed in all, and at
         # the first chance after ``flush_at`` (time.monotonic()); set between chunks.
         self.page_end = options.page_entries or sys.maxsize
         self.flush_at = float("inf")
-        _check_patterns(options.glob + options.exclude)
+        check_patterns(options.glob + options.exclude)
         parts = resolve(root, split_path(path))
         self._depth = len(parts)  # directories between the root and the listed one
         full = os.path.join(root, *parts)
@@ -130,7 +126,7 @@ class DirListing:
 
     def __iter__(self) -> Iterator[Chunk]:
         options = self.options
-        columns = self._columns = _Columns(options.stat, options.targets)
+        columns = self._columns = ChunkColumns(options.stat, options.targets)
         stack: List[_Frame] = []
         try:
             top = self._fd if self._fd is not None else self._path
@@ -162,7 +158,7 @@ class DirListing:
             yield columns.take()
 
     def _emit(self, frame: "_Frame",
-              columns: "_Columns") -> Generator[Chunk, None, Optional["_Frame"]]:
+              columns: "ChunkColumns") -> Generator[Chunk, None, Optional["_Frame"]]:
         """List the frame's rows in order, up to a sub-directory to walk (returned) or the end.
 
         Full chunks are yielded on the way. With stat columns each entry is lstat-ed
@@ -196,7 +192,7 @@ class DirListing:
                         info = None
                 if info is not None:
                     letter = self._letter(info, letter)
-            if not patterns or _matches(name, patterns):
+            if not patterns or matches(name, patterns):
                 if columns.count == limit:
                     raise _Full
                 columns.count += 1
@@ -278,7 +274,7 @@ class DirListing:
         descend = options.recursive and (options.max_depth is None or depth < options.max_depth)
         hidden, exclude, patterns = not options.all, options.exclude, options.glob
         keep = options.max_entries - gathered + 1  # one more than fits: it says "truncated"
-        listed = functools.partial(_row_matches, patterns=patterns) if patterns else None
+        listed = functools.partial(row_matches, patterns=patterns) if patterns else None
         sorter = namesort.SortedRows(keep, listed)
         rows, check_at = sorter.rows, sorter.check_at
         append = rows.append
@@ -293,16 +289,16 @@ class DirListing:
                         continue
                     if first is not None and name < first:
                         continue
-                    if exclude and _matches(name, exclude):
+                    if exclude and matches(name, exclude):
                         continue
-                    letter = _letter_from_entry(entry)
+                    letter = letter_from_entry(entry)
                     info = None
                     if ON_WINDOWS and (options.stat or letter == "d"):
-                        info = _windows_stat(entry)
-                        if info is not None and letter == "d" and _is_junction(info):
+                        info = windows_stat(entry)
+                        if info is not None and letter == "d" and is_junction(info):
                             letter = "l"  # a link in all but name: listed, never walked
                     if patterns and not (descend and letter == "d") \
-                            and not _matches(name, patterns):
+                            and not matches(name, patterns):
                         continue
                     if infos is not None and info is not None:
                         infos[name] = info
@@ -346,8 +342,8 @@ class DirListing:
     def _letter(self, info: os.stat_result, letter: str) -> str:
         """The type letter from an lstat (a junction stays a link); notes shared inodes."""
         if ON_WINDOWS:
-            return letter if letter == "l" else _LETTERS.get(stat_module.S_IFMT(info.st_mode), "o")
-        letter = _LETTERS.get(stat_module.S_IFMT(info.st_mode), "o")
+            return letter if letter == "l" else LETTERS.get(stat_module.S_IFMT(info.st_mode), "o")
+        letter = LETTERS.get(stat_module.S_IFMT(info.st_mode), "o")
         if letter != "d" and (info.st_nlink > 1 or info.st_dev != self._dev):
             self.shared_inodes = True
         return letter
@@ -360,31 +356,6 @@ class DirListing:
 
 class _Full(Exception):
     """Raised inside the walk when the entry limit is reached."""
-
-
-def _check_patterns(patterns: Sequence[str]) -> None:
-    for pattern in patterns:
-        if len(pattern) > MAX_PATTERN_CHARS:
-            raise refuse(ErrorCode.LIMIT_EXCEEDED,
-                         f"a glob pattern is longer than {MAX_PATTERN_CHARS} characters")
-
-
-@functools.lru_cache(maxsize=PATTERN_CACHE)
-def _matcher(pattern: str):
-    return re.compile(fnmatch.translate(pattern)).match
-
-
-def _matches(name: str, patterns: Sequence[str]) -> bool:
-    """fnmatch.fnmatchcase, but with a bounded cache of compiled patterns."""
-    return any(_matcher(pattern)(name) for pattern in patterns)
-
-
-_LETTERS = {stat_module.S_IFREG: "f", stat_module.S_IFDIR: "d", stat_module.S_IFLNK: "l"}
-
-
-def _row_matches(row: str, patterns: Sequence[str]) -> bool:
-    """Whether a ``namesort`` row will be listed under a glob (counts toward the limit)."""
-    return _matches(namesort.row_name(row), patterns)
 
 
 class _Frame:
@@ -408,105 +379,3 @@ class _Frame:
         if self.owned:
             self.owned = False
             os.close(self.handle)  # type: ignore[arg-type]
-
-
-class _Columns:
-    """Entries being gathered for the next chunk, one list per field, in walk order."""
-
-    def __init__(self, with_stat: bool, with_targets: bool = False) -> None:
-        self.with_stat = with_stat
-        self.with_targets = with_targets
-        self.count = 0
-        self.taken = 0  # chunks taken
-        self._lock = threading.Lock()  # take() against peek() from another thread
-        self._reset()
-
-    def _reset(self) -> None:
-        self.names: List[str] = []
-        self.types: List[str] = []
-        self.sizes: Optional[List[Optional[int]]] = [] if self.with_stat else None
-        self.mtimes: Optional[List[Optional[float]]] = [] if self.with_stat else None
-        self.modes: Optional[List[Optional[int]]] = [] if self.with_stat else None
-        self.targets: Optional[List[Optional[str]]] = [] if self.with_targets else None
-
-    def add_stat(self, info: Optional[os.stat_result]) -> None:
-        """The stat columns of the entry just added (None where its lstat failed)."""
-        if info is None:
-            self.sizes.append(None)  # type: ignore[union-attr]
-            self.mtimes.append(None)  # type: ignore[union-attr]
-            self.modes.append(None)  # type: ignore[union-attr]
-        else:
-            self.sizes.append(info.st_size)  # type: ignore[union-attr]
-            self.mtimes.append(info.st_mtime)  # type: ignore[union-attr]
-            self.modes.append(info.st_mode)  # type: ignore[union-attr]
-
-    def take(self) -> Chunk:
-        """The gathered entries as one chunk; the columns start again empty."""
-        with self._lock:
-            chunk = Chunk(_wire_names(self.names), "".join(self.types),
-                          self.sizes, self.mtimes, self.modes, _wire_targets(self.targets))
-            self._reset()
-            self.taken += 1
-        return chunk
-
-    def peek(self) -> Tuple[int, Optional[Chunk]]:
-        """``(taken, copy)`` of the entries gathered so far, safe while they are added to."""
-        with self._lock:
-            # Copied in the reverse of the order an entry's columns are appended in, so
-            # the shortest copy says how many entries are whole in all of them.
-            targets = None if self.targets is None else self.targets[:]
-            stat = [None if c is None else c[:] for c in (self.modes, self.mtimes, self.sizes)]
-            types, names = self.types[:], self.names[:]
-            taken = self.taken
-        whole = min(len(c) for c in (targets, *stat, types, names) if c is not None)
-        if not whole:
-            return taken, None
-        modes, mtimes, sizes = (None if c is None else c[:whole] for c in stat)
-        return taken, Chunk(_wire_names(names[:whole]), "".join(types[:whole]),
-                            sizes, mtimes, modes,
-                            None if targets is None else _wire_targets(targets[:whole]))
-
-
-def _wire_targets(targets: Optional[List[Optional[str]]]) -> Optional[List[Optional[Name]]]:
-    if targets is None:
-        return None
-    return [None if target is None else name_to_wire(target) for target in targets]
-
-
-def _wire_names(names: List[str]) -> List[Union[str, bytes]]:
-    """``name_to_wire`` for a whole chunk: one check when every name is valid UTF-8."""
-    try:
-        "".join(names).encode("utf-8")
-    except UnicodeEncodeError:
-        return [name_to_wire(name) for name in names]
-    return names
-
-
-_FILE_ATTRIBUTE_REPARSE_POINT = 0x400
-
-
-def _windows_stat(entry: os.DirEntry) -> Optional[os.stat_result]:
-    """Windows gives the stat fields with the name: keeping them costs no call."""
-    try:
-        return entry.stat(follow_symlinks=False)
-    except OSError:
-        return None
-
-
-def _is_junction(info: os.stat_result) -> bool:
-    """A Windows junction (or other reparse point) that lstat reports as a directory."""
-    return bool(getattr(info, "st_file_attributes", 0) & _FILE_ATTRIBUTE_REPARSE_POINT)
-
-
-def _letter_from_entry(entry: os.DirEntry) -> str:
-    """The entry's type from readdir alone (no stat on most platforms); files first, as most are."""
-    try:
-        if entry.is_file(follow_symlinks=False):
-            return "f"
-        if entry.is_dir(follow_symlinks=False):
-            return "d"
-        if entry.is_symlink():
-            return "l"
-    except OSError:
-        pass
-    return "o"

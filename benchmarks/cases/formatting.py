@@ -26,6 +26,10 @@ WRITERS = ("plain", "-l", "--json", "--ndjson")
 SCRIPT = r"""
 import cProfile, io, json, pickle, pstats, sys, time
 from zdir import output
+try:  # since the split, -l and JSON have modules of their own
+    from zdir import jsonformat, longformat
+except ImportError:  # FORMAT_BEFORE's tree: every writer in output.py
+    jsonformat = longformat = output
 from zdir.entries import Entries
 from zdir.protocol import SourceStatus
 columns, runs, profile = pickle.load(open(sys.argv[1], "rb")), int(sys.argv[2]), sys.argv[3]
@@ -37,9 +41,9 @@ class Sink:
         for _ in lines: pass
 writers = {
     "plain": lambda: output.write_plain(entries, Sink(), output.PLAIN, sources),
-    "-l": lambda: output.write_long(entries, Sink()),
-    "--json": lambda: output.write_json(entries, sources, Sink()),
-    "--ndjson": lambda: output.write_ndjson(entries, sources, Sink()),
+    "-l": lambda: longformat.write_long(entries, Sink()),
+    "--json": lambda: jsonformat.write_json(entries, sources, Sink()),
+    "--ndjson": lambda: jsonformat.write_ndjson(entries, sources, Sink()),
 }
 result = {}
 for name, write in writers.items():

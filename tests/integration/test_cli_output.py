@@ -2,27 +2,26 @@
 
 One server B serves a "zoo" for the whole module: files of chosen sizes, modes,
 types and mtimes, laid out so that ``ls`` on the same directory is the oracle.
+The progress line is in test_cli_progress.py; JSON, --source and --compare in
+test_cli_sources.py.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import re
-import select
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import pytest
 
-from conftest import Cluster, clean_env, make_tree, run_client, unused_tcp_endpoint
+from conftest import Cluster, clean_env, make_tree, run_client
+from terminal import PEOPLE, TZ, posix_only, run_on_tty
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -31,11 +30,9 @@ needs_gnu_ls = pytest.mark.skipif(
     or "GNU" not in subprocess.run(["ls", "--version"], capture_output=True, text=True).stdout,
     reason="the oracle is GNU coreutils ls",
 )
-posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX file types and ptys")
 
 SIZES = [0, 1, 1023, 1024, 1025, 1536, 10 * 1024 - 1, 10 * 1024, 10 * 1024 + 1,
          1048575, 1048576, 1048577, 123456789, 5 * 1024**3]
-TZ = "ZDT-5:30"  # a half-hour offset: dates and %z are really converted
 NOW = time.time()
 # name -> mtime in ns; whole microseconds, as the wire's float mtime holds them exactly
 TIMES = {
@@ -47,7 +44,6 @@ TIMES = {
     "tie_b": int(NOW - 7200) * 10**9,
 }
 MANY = 3000  # enough names to overflow a pipe's buffer
-PEOPLE = {"TZ": TZ, "LS_COLORS": "", "TERM": "xterm"}  # the same settings whoever runs the tests
 
 
 def build_zoo(root: Path) -> Path:
@@ -194,42 +190,7 @@ def test_recursive_names_match_find(zoo, ours, find_args):
     assert zdir(endpoint, "tree", *ours) == sorted(name[2:] for name in found)
 
 
-# -- the terminal -----------------------------------------------------------------------------
-
-def run_on_tty(*args: str, env: Optional[Dict[str, str]] = None, when: str = "",
-               then: Callable[[subprocess.Popen], None] = lambda proc: None,
-               timeout: float = 30) -> Tuple[int, str]:
-    """Run the client with stdout and stderr on a pseudo-terminal; (status, what it showed).
-
-    Once the terminal has shown ``when``, ``then(client)`` is called (to thaw a server, say).
-    """
-    master, slave = os.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "zdir.client", *args],
-                            stdin=subprocess.DEVNULL, stdout=slave, stderr=slave,
-                            env=clean_env({**PEOPLE, **(env or {})}))
-    os.close(slave)
-    shown, acted, ends = b"", False, time.monotonic() + timeout
-    try:
-        while time.monotonic() < ends:
-            if not select.select([master], [], [], ends - time.monotonic())[0]:
-                continue
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:  # EIO: the last writer closed the terminal
-                break
-            if not chunk:
-                break
-            shown += chunk
-            if when and not acted and when.encode() in shown:
-                acted = True
-                then(proc)
-        return proc.wait(timeout=10), shown.decode("utf-8", "replace")
-    finally:
-        os.close(master)
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-
+# -- colours, on a terminal or asked for -------------------------------------------------------
 
 BLUE_DIR = "\x1b[01;34mdir\x1b[0m"
 
@@ -267,63 +228,7 @@ def test_ls_colors_changes_the_directory_colour(zoo):
     assert "\x1b[01;35mdir\x1b[0m/" in lines
 
 
-@posix_only
-def test_progress_line_while_waiting_then_blanked_before_the_listing(cluster, tmp_path):
-    root = make_tree(tmp_path / "r", {"one": "1", "two": "2"})
-    b = cluster.b(root)
-    b.freeze()
-    try:
-        status, shown = run_on_tty("--server", b.endpoint, "--timeout", "20",
-                                   when="waiting for", then=lambda client: b.thaw())
-    finally:
-        b.thaw()
-    assert status == 0
-    assert f"zdir: waiting for {b.endpoint}... 1." in shown
-    blanked = shown.rindex(" \r")
-    assert shown[blanked + 2:].split("\r\n") == ["one", "two", ""]
-
-
-@contextlib.contextmanager
-def silent_endpoint():
-    """A port that accepts connections and never speaks: the client waits for a handshake."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(8)
-        yield f"tcp://127.0.0.1:{listener.getsockname()[1]}"
-
-
-@posix_only
-def test_progress_line_gives_way_to_the_error():
-    with silent_endpoint() as endpoint:
-        status, shown = run_on_tty("--server", endpoint, "--timeout", "20")
-    assert status == 4
-    assert "waiting for" in shown
-    assert shown[shown.rindex(" \r") + 2:].startswith("zdir: Unreachable")
-
-
-@posix_only
-def test_ctrl_c_ends_quietly_with_130():
-    with silent_endpoint() as endpoint:
-            status, shown = run_on_tty("--server", endpoint, "--timeout", "20",
-                                   when="waiting for",
-                                   then=lambda client: client.send_signal(signal.SIGINT))
-    assert status == 130
-    assert "Traceback" not in shown and shown.endswith(" \r")  # the line blanked, nothing more
-
-
-@posix_only
-def test_no_progress_in_a_pipe_nor_with_json():
-    endpoint = unused_tcp_endpoint()
-    piped = subprocess.Popen([sys.executable, "-m", "zdir.client", "--server", endpoint,
-                              "--timeout", "1.5", "--retries", "0"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env())
-    status, shown = run_on_tty("--server", endpoint, "--timeout", "1.5", "--retries", "0",
-                               "--json")
-    _, errors = piped.communicate(timeout=30)
-    assert status == piped.returncode == 4
-    assert b"waiting" not in errors and "waiting" not in shown
-    assert "Unreachable" in shown
-
+# -- pipes -------------------------------------------------------------------------------------
 
 @posix_only
 @pytest.mark.parametrize("args", [(), ("--ndjson",), ("-l", "--color=always")])
@@ -340,132 +245,6 @@ def test_a_closed_pipe_ends_quietly(zoo, args):
     assert client.wait(timeout=30) == 0, errors
     assert errors == ""
     assert b"00000-a-name" in first
-
-
-# -- JSON, NDJSON, --source -------------------------------------------------------------------
-
-def test_ndjson_one_entry_per_line_then_the_sources(cluster, two_roots):
-    a_root, b_root = two_roots
-    a, b = cluster.chain(a_root, b_root)
-    proc = run_client("--server", a.endpoint, "-R", "--ndjson")
-    assert proc.returncode == 0, proc.stderr_text
-    *entries, last = [json.loads(line) for line in proc.stdout_text.splitlines()]
-    document = json.loads(run_client("--server", a.endpoint, "-R", "--json").stdout)
-    key = lambda e: (e["name"], e["source"])  # noqa: E731
-    assert sorted(entries, key=key) == sorted(document["entries"], key=key)
-    assert [s["name"] for s in last["sources"]] == ["server_a", "server_b"]
-    only_b = run_client("--server", a.endpoint, "-R", "--ndjson", "--source", "server_b")
-    assert {json.loads(line).get("source") for line in only_b.stdout_text.splitlines()} == {
-        "server_b", None}
-
-
-def test_source_shows_one_source_and_rejects_a_name_nobody_has(cluster, two_roots):
-    a_root, b_root = two_roots
-    a, b = cluster.chain(a_root, b_root)
-    lines = run_client("--server", a.endpoint, "-l", "--source", "server_b").stdout_text
-    assert [line.split()[-1] for line in lines.splitlines()] == ["beta.txt", "both.txt", "sub"]
-    assert {line.split()[-2] for line in lines.splitlines()} == {"server_b"}
-    wrong = run_client("--server", a.endpoint, "--source", "server_z")
-    assert wrong.returncode == 2
-    assert "server_z" in wrong.stderr_text and "server_a, server_b" in wrong.stderr_text
-    assert run_client("--server", a.endpoint, "--json", "--ndjson").returncode == 2
-    assert run_client("--server", a.endpoint, "--compare", "--sort", "size").returncode == 2
-    assert run_client("--server", a.endpoint, env={"ZDIR_COLOR": "sometimes"}).returncode == 2
-
-
-# -- --compare ----------------------------------------------------------------------------------
-
-T0 = 1_600_000_000
-
-
-def touch(path: Path, seconds: float) -> None:
-    os.utime(path, (seconds, seconds))
-
-
-def differing_trees(tmp_path: Path) -> Tuple[Path, Path]:
-    """Two roots that differ in every way --compare can tell, on the top level and below."""
-    a = make_tree(tmp_path / "a", {"same.txt": "same", "size.txt": "1", "kind": {},
-                                   "mtime.txt": "m", "close.txt": "c", "only_a.txt": "a",
-                                   "sub": {"deep_a": "", "both": "b"}})
-    b = make_tree(tmp_path / "b", {"same.txt": "same", "size.txt": "22", "kind": "file",
-                                   "mtime.txt": "m", "close.txt": "c", "only_b.txt": "b",
-                                   "sub": {"deep_b": "", "both": "b"}})
-    for root in (a, b):
-        for path in root.rglob("*"):
-            touch(path, T0)
-    touch(b / "mtime.txt", T0 + 3600)
-    touch(a / "close.txt", T0 + 0.4)  # within the default modify window
-    return a, b
-
-
-def statuses(lines: Sequence[str]) -> Dict[str, str]:
-    return dict(reversed(re.split(r"  +", line, maxsplit=1)) for line in lines)
-
-
-def test_compare_tells_every_difference(cluster, tmp_path):
-    a_root, b_root = differing_trees(tmp_path)
-    a, b = cluster.chain(a_root, b_root)
-    proc = run_client("--server", a.endpoint, "--compare", "-R")
-    assert proc.returncode == 0, proc.stderr_text
-    assert statuses(proc.stdout_text.splitlines()) == {
-        "close.txt": "same",
-        "kind": "differs (type)",
-        "mtime.txt": "differs (mtime)",
-        "only_a.txt": "only on server_a",
-        "only_b.txt": "only on server_b",
-        "same.txt": "same",
-        "size.txt": "differs (size)",
-        "sub": "same",
-        "sub/both": "same",
-        "sub/deep_a": "only on server_a",
-        "sub/deep_b": "only on server_b",
-    }
-    exact = run_client("--server", a.endpoint, "--compare", "--modify-window", "0", "-r")
-    lines = exact.stdout_text.splitlines()
-    assert lines[-1].endswith("close.txt") and statuses(lines)["close.txt"] == "differs (mtime)"
-    document = json.loads(run_client("--server", a.endpoint, "--compare", "--json").stdout)
-    assert [s["name"] for s in document["sources"]] == ["server_a", "server_b"]
-    by_name = {record["name"]: record for record in document["names"]}
-    assert by_name["size.txt"]["status"] == "differs"
-    assert by_name["size.txt"]["differs"] == ["size"]
-    assert by_name["size.txt"]["sources"]["server_b"]["size"] == 2
-    assert by_name["only_a.txt"]["missing"] == ["server_b"]
-    assert set(by_name["kind"]["sources"]) == {"server_a", "server_b"}
-    assert by_name["kind"]["sources"]["server_a"]["type"] == "dir"
-    ndjson = run_client("--server", a.endpoint, "--compare", "--ndjson").stdout_text
-    assert [json.loads(line) for line in ndjson.splitlines()][:-1] == document["names"]
-
-
-def test_compare_three_sources_and_choosing_two(cluster, tmp_path):
-    roots = {name: make_tree(tmp_path / name, files) for name, files in [
-        ("a", {"all.txt": "x", "ac.txt": "x"}),
-        ("b", {"all.txt": "x", "b.txt": "x"}),
-        ("c", {"all.txt": "x", "ac.txt": "x"}),
-    ]}
-    for root in roots.values():
-        for path in root.iterdir():
-            touch(path, T0)
-    c = cluster.b(roots["c"], "--name", "server_c")
-    b = cluster.b(roots["b"], "--upstream", c.endpoint)
-    a = cluster.a(roots["a"], b.endpoint)
-    every = run_client("--server", a.endpoint, "--compare")
-    assert statuses(every.stdout_text.splitlines()) == {
-        "ac.txt": "only on server_a, server_c", "all.txt": "same", "b.txt": "only on server_b"}
-    two = run_client("--server", a.endpoint, "--compare", "--source", "server_a",
-                     "--source", "server_c")
-    assert statuses(two.stdout_text.splitlines()) == {"ac.txt": "same", "all.txt": "same"}
-
-
-def test_compare_with_a_failed_source_is_partial(cluster, tmp_path):
-    a_root = make_tree(tmp_path / "a", {"mine.txt": "m"})
-    a = cluster.a(a_root, unused_tcp_endpoint(),
-                  args=["--upstream-timeout", "0.3", "--upstream-retries", "0"])
-    proc = run_client("--server", a.endpoint, "--compare", "--json")
-    assert proc.returncode == 3
-    record = json.loads(proc.stdout)["names"][0]
-    assert record["status"] == "only" and record["missing"] == []
-    assert len(record["unknown"]) == 1  # the upstream that never answered
-    assert "failed" in proc.stderr_text
 
 
 # -- help and version ---------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from zdir import confine, lister
+from zdir import confine, globs, lister
 from zdir.errors import ListingError
 from zdir.lister import DirListing, Options
 from zdir.protocol import REFUSAL_CODES, name_from_wire
@@ -142,12 +142,12 @@ def test_non_utf8_bytes_are_a_literal_name(world):
 
 def test_long_glob_patterns_are_a_limit_not_a_memory_leak(world):
     root, _ = world
-    too_long = "x" * (lister.MAX_PATTERN_CHARS + 1)
+    too_long = "x" * (globs.MAX_PATTERN_CHARS + 1)
     for options in ({"glob": (too_long,)}, {"exclude": ("*", too_long)}):
         with pytest.raises(ListingError) as info:
             DirListing(root, "", Options(**options))
         assert info.value.code == "limit_exceeded"
-    longest = "d" * lister.MAX_PATTERN_CHARS
+    longest = "d" * globs.MAX_PATTERN_CHARS
     assert names_of(DirListing(root, "", Options(glob=(longest, "d")))) == ["d"]
 
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from zdir import output
+from zdir import jsonformat, longformat, output
 from zdir.entries import Entries, Entry
 from zdir.protocol import Chunk, SourceStatus
 
@@ -32,13 +32,13 @@ entries = st.builds(Entry, names, st.sampled_from(["file", "dir", "symlink", "ot
 def slow_json(rows, key="entries", sources=()):
     """The reference: json.dump of one dict per entry, as write_json does without columns."""
     out = io.StringIO()
-    output.write_json(iter(rows), sources, out, key=key)
+    jsonformat.write_json(iter(rows), sources, out, key=key)
     return out.getvalue()
 
 
 def fast_json(rows, key="entries", sources=()):
     out = io.StringIO()
-    output.write_json(Entries.from_entries(rows), sources, out, key=key)
+    jsonformat.write_json(Entries.from_entries(rows), sources, out, key=key)
     return out.getvalue()
 
 
@@ -67,8 +67,8 @@ def test_json_columns_on_awkward_values():
 def test_ndjson_and_plain_columns_match_the_per_entry_writers():
     rows = [Entry(name, "file", 1, 2.5, FILE, "s") for name in NAMES] * 3
     fast, slow = io.StringIO(), io.StringIO()
-    output.write_ndjson(Entries.from_entries(rows), [], fast)
-    output.write_ndjson(iter(rows), [], slow)
+    jsonformat.write_ndjson(Entries.from_entries(rows), [], fast)
+    jsonformat.write_ndjson(iter(rows), [], slow)
     assert fast.getvalue() == slow.getvalue()
     fast, slow = io.StringIO(), io.StringIO()
     output.write_plain(Entries.from_entries(rows), fast)
@@ -95,9 +95,9 @@ def long_texts(rows, style, batch_size=7):
     fast, whole, slow = io.StringIO(), io.StringIO(), io.StringIO()
     columns = Entries.from_entries(rows)
     several = SimpleNamespace(batches=lambda: columns.batches(batch_size))  # as a Reply gives
-    output.write_long(several, fast, style)
-    output.write_long(columns, whole, style)
-    output.write_long(iter(rows), slow, style)
+    longformat.write_long(several, fast, style)
+    longformat.write_long(columns, whole, style)
+    longformat.write_long(iter(rows), slow, style)
     assert whole.getvalue() == fast.getvalue()
     return fast.getvalue(), slow.getvalue()
 

@@ -9,7 +9,7 @@ from typing import List, Optional, Sequence
 
 import pytest
 
-from zdir import output
+from zdir import compareformat, problems
 from zdir.cli import _chosen_sources, _ping
 from zdir.compare import compare, placement
 from zdir.errors import UsageError
@@ -43,7 +43,7 @@ def fleet(failures: Optional[dict] = None, names: Sequence[str] = NAMES,
 
 def test_a_fleet_with_two_failures_is_one_line_naming_both():
     sources = fleet({"node0042": "timeout", "node0777": "unreachable"})
-    assert output.source_problems(sources) == [
+    assert problems.source_problems(sources) == [
         "998 of 1000 sources answered; failed: node0042 (timeout), node0777 (unreachable)"]
 
 
@@ -52,7 +52,7 @@ def test_many_failures_are_folded_per_code_in_order_of_appearance():
     picked = rng.sample(NAMES, 110)
     unreachable, timeout = picked[:100], picked[100:]
     failures = {**dict.fromkeys(unreachable, "unreachable"), **dict.fromkeys(timeout, "timeout")}
-    (line,) = output.source_problems(fleet(failures))
+    (line,) = problems.source_problems(fleet(failures))
     first = min(picked, key=NAMES.index)
     groups = [(fold(unreachable), "unreachable"), (fold(timeout), "timeout")]
     if failures[first] == "timeout":
@@ -65,20 +65,20 @@ def test_many_failures_are_folded_per_code_in_order_of_appearance():
 def test_refusals_cut_short_and_not_found_in_a_fleet():
     sources = fleet({"node0003": "permission_denied", "node0004": "not_found"},
                     truncated=["node0009"])
-    assert output.source_problems(sources) == [
+    assert problems.source_problems(sources) == [
         "999 of 1000 sources answered; failed: node0009 (limit_exceeded); "
         "refused: node0003 (permission_denied)"]
 
 
 def test_a_healthy_fleet_says_nothing():
-    assert output.source_problems(fleet()) == []
-    assert output.source_problems(fleet({"node0004": "not_found"})) == []
+    assert problems.source_problems(fleet()) == []
+    assert problems.source_problems(fleet({"node0004": "not_found"})) == []
 
 
 def test_a_handful_of_sources_keeps_one_line_each_with_its_message():
     sources = fleet({"b": "unreachable", "c": "permission_denied", "d": "not_found"},
                     names=["a", "b", "c", "d"])
-    assert output.source_problems(sources) == [
+    assert problems.source_problems(sources) == [
         "source b (tcp://h:1) failed: unreachable: unreachable message",
         "source c (tcp://h:2) refused: permission_denied: permission_denied message"]
 
@@ -152,8 +152,8 @@ def test_compare_names_the_shorter_side_folded():
     entries = ([E("few", n) for n in NAMES[:10]]
                + [E("most", n) for n in NAMES if n not in ("node0042", "node0777")])
     few, most = compare(entries, fleet(), window=1.0)
-    assert output.compare_status(few) == "only on node[0001-0010]"
-    assert output.compare_status(most) == "missing on node[0042,0777]"
+    assert compareformat.compare_status(few) == "only on node[0001-0010]"
+    assert compareformat.compare_status(most) == "missing on node[0042,0777]"
 
 
 def test_compare_names_failed_sources_as_unknown():
@@ -162,8 +162,8 @@ def test_compare_names_failed_sources_as_unknown():
                + [E("most", n) for n in NAMES[:990] if n != "node0500"])
     everywhere, most = compare(entries, sources, window=1.0)
     assert everywhere.status == "only" and everywhere.unknown == ("node0500",)
-    assert output.compare_status(everywhere) == "unknown on node0500"
-    assert output.compare_status(most) == "only on node[0001-0499,0501-0990]"  # the shorter
+    assert compareformat.compare_status(everywhere) == "unknown on node0500"
+    assert compareformat.compare_status(most) == "only on node[0001-0499,0501-0990]"  # the shorter
 
 
 def test_compare_of_a_handful_lists_the_sources_as_before():

@@ -13,9 +13,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from zdir import output, progress
+from zdir import compareformat, jsonformat, longformat, output, progress
 from zdir.compare import compare, differing
-from zdir.output import Style, escape_name, format_time, human_size, kind, show_name
+from zdir.longformat import format_time, human_size
+from zdir.output import Style, escape_name, kind, show_name
 from zdir.protocol import SourceStatus
 
 pytestmark = pytest.mark.timeout(30)
@@ -90,8 +91,8 @@ def test_human_size_is_the_smallest_shown_value_not_below_the_size(size):
 # -- modes, kinds, indicators, colours ------------------------------------------------------
 
 def test_mode_string_unknown_keeps_the_type():
-    assert output.mode_string("dir", None) == "d?????????"
-    assert output.mode_string("file", stat.S_IFREG | 0o4755) == "-rwsr-xr-x"
+    assert longformat.mode_string("dir", None) == "d?????????"
+    assert longformat.mode_string("file", stat.S_IFREG | 0o4755) == "-rwsr-xr-x"
 
 
 @pytest.mark.parametrize("entry_type, mode, expected", [
@@ -163,7 +164,7 @@ def test_long_columns_align_and_sizes_go_right():
     entries = [E("small", size=5, source="server_a"), E("big", size=123456789, source="b"),
                E("unknown", size=None, mtime=None, mode=None, source="server_a")]
     out = io.StringIO()
-    output.write_long(entries, out, Style(time_style="long-iso"))
+    longformat.write_long(entries, out, Style(time_style="long-iso"))
     lines = out.getvalue().splitlines()
     names = ("small", "big", "unknown")
     assert len({line.index(name) for line, name in zip(lines, names)}) == 1
@@ -171,7 +172,7 @@ def test_long_columns_align_and_sizes_go_right():
     assert lines[1].endswith(" b        big")
     assert lines[2].startswith("-????????? ")
     human = io.StringIO()
-    output.write_long(entries, human, Style(human=True))
+    longformat.write_long(entries, human, Style(human=True))
     assert [line.split()[1] for line in human.getvalue().splitlines()] == ["5", "118M", "?"]
 
 
@@ -183,7 +184,7 @@ SOURCES = (SourceStatus("a", True, "tcp://a:1"), SourceStatus("b", False, "tcp:/
 
 def test_ndjson_lines_then_sources_last():
     out = io.StringIO()
-    output.write_ndjson([E("x"), E("bad\udcff", source="b")], SOURCES, out)
+    jsonformat.write_ndjson([E("x"), E("bad\udcff", source="b")], SOURCES, out)
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert lines[0] == {"name": "x", "type": "file", "size": 0, "mtime": 1_700_000_000.0,
                         "mode": stat.S_IFREG | 0o644, "source": "a"}
@@ -201,13 +202,13 @@ def test_ndjson_streams_each_entry_before_the_next_is_decoded():
         seen.append(out.getvalue())  # what had been written when the second was asked for
         yield E("second")
 
-    output.write_ndjson(entries(), (), out)
+    jsonformat.write_ndjson(entries(), (), out)
     assert json.loads(seen[0])["name"] == "first"
 
 
 def test_json_document_keys():
     out = io.StringIO()
-    output.write_json([E("x")], SOURCES, out)
+    jsonformat.write_json([E("x")], SOURCES, out)
     assert set(json.loads(out.getvalue())) == {"entries", "sources"}
 
 
@@ -240,8 +241,8 @@ def test_compare_every_status():
         "type": ("differs", ("type",), ()),
     }
     assert list(result["old"].copies) == ["a", "b"]  # the sources' order, not arrival order
-    assert output.compare_status(result["old"]) == "differs (size, mtime)"
-    assert output.compare_status(result["only_b"]) == "only on b"
+    assert compareformat.compare_status(result["old"]) == "differs (size, mtime)"
+    assert compareformat.compare_status(result["only_b"]) == "only on b"
 
 
 def test_compare_three_sources_and_a_failed_one():
@@ -249,13 +250,13 @@ def test_compare_three_sources_and_a_failed_one():
                 OK3[2])
     entries = [E("x", source="a"), E("x", size=3, source="c"), E("y", source="a")]
     x, y = compare(entries, statuses, window=0)
-    assert output.compare_status(x) == "only on a, c; differs (size)"
+    assert compareformat.compare_status(x) == "only on a, c; differs (size)"
     assert (x.missing, x.unknown) == ((), ("b",))  # b failed: it could not tell
-    assert output.compare_status(y) == "only on a"
+    assert compareformat.compare_status(y) == "only on a"
     assert (y.missing, y.unknown) == (("c",), ("b",))
     two = compare([E("z", source="a"), E("z", source="c")],
                   tuple(SourceStatus(n, True) for n in "abc"), window=0)[0]
-    assert output.compare_status(two) == "only on a, c"
+    assert compareformat.compare_status(two) == "only on a, c"
 
 
 def test_modify_window_is_inclusive_and_unknown_mtimes_differ_from_known():
@@ -269,7 +270,7 @@ def test_modify_window_is_inclusive_and_unknown_mtimes_differ_from_known():
 def test_compare_json_and_text_shapes():
     comparisons = compare([E("f", size=1, source="a"), E("f", size=2, source="b"),
                            E("long name", source="a")], OK3[:2], window=1.0)
-    record = output.compare_dict(comparisons[0])
+    record = compareformat.compare_dict(comparisons[0])
     assert record == {
         "name": "f", "status": "differs", "differs": ["size"], "missing": [], "unknown": [],
         "sources": {"a": {"type": "file", "size": 1, "mtime": 1_700_000_000.0,
@@ -278,7 +279,7 @@ def test_compare_json_and_text_shapes():
                           "mode": stat.S_IFREG | 0o644}},
     }
     out = io.StringIO()
-    output.write_compare(comparisons, out, Style(classify=True))
+    compareformat.write_compare(comparisons, out, Style(classify=True))
     assert out.getvalue().splitlines() == ["differs (size)  f", "only on a       long name"]
 
 

@@ -6,7 +6,7 @@ import io
 import stat
 from typing import Optional
 
-from zdir import output
+from zdir import longformat, output
 from zdir.entries import Entries, Entry
 from zdir.output import Style
 from zdir.protocol import SourceStatus
@@ -74,6 +74,6 @@ def linked(name: str, target: Optional[str]) -> Entry:
 def test_long_shows_a_known_target_as_ls_does():
     rows = [linked("latest", "notes.txt"), linked("out", None), linked("odd", "x\ty")]
     out = io.StringIO()
-    output.write_long(rows, out, Style(time_style="long-iso", classify=True))
+    longformat.write_long(rows, out, Style(time_style="long-iso", classify=True))
     ends = [line.split(" a ", 1)[1] for line in out.getvalue().splitlines()]
     assert ends == ["latest -> notes.txt", "out@", "odd -> x\\ty"]

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from .. import __version__, output
+from .. import __version__, compareformat, jsonformat
 from ..compare import compare
 from ..errors import LocalProtocolError, Refused, Unreachable, UsageError, ZdirError
 from . import paths
@@ -183,20 +183,20 @@ def plan(query: _Query, fmt: str) -> Tuple[Ask, Write]:
     if query.view == "compare":
         def write_compare(reply: Any, out: Pipe) -> None:
             names = compare(reply, reply.sources, query.window)
-            writer = output.write_json if fmt == "json" else output.write_ndjson
+            writer = jsonformat.write_json if fmt == "json" else jsonformat.write_ndjson
             extra = {"key": "names"} if fmt == "json" else {}
-            writer(names, reply.sources, out, shape=output.compare_dict, **extra)
+            writer(names, reply.sources, out, shape=compareformat.compare_dict, **extra)
 
         return (lambda client: client.stream(path, **options)), write_compare
     if fmt == "json":  # zdir --json: sorted by name
         def write_json(listing: Any, out: Pipe) -> None:
             listing.entries.sort()
-            output.write_json(listing.entries, listing.sources, out)
+            jsonformat.write_json(listing.entries, listing.sources, out)
 
         return (lambda client: client.list(path, **options)), write_json
 
     def write_ndjson(reply: Any, out: Pipe) -> None:  # zdir --ndjson: as the chunks arrive
-        output.write_ndjson(reply, reply.sources, out)
+        jsonformat.write_ndjson(reply, reply.sources, out)
 
     return (lambda client: client.stream(path, **options)), write_ndjson
 

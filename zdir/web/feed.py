@@ -3,7 +3,7 @@
 The Client speaks ZeroMQ and blocks; the web server is asyncio. Each request
 runs on one of a few worker threads, each of which owns its own Client (a
 socket stays with the thread that made it). The worker asks, then writes the
-answer with zdir.output's own writers into a ``Pipe``, whose reading end is an
+answer with zdir.jsonformat's own writers into a ``Pipe``, whose reading end is an
 async iterator the HTTP response streams from: rows reach the browser as each
 chunk is decoded, and a browser that goes away stops the writer.
 """
@@ -38,7 +38,7 @@ _OPEN, _TEXT, _FAIL, _END = range(4)
 
 
 class Pipe:
-    """Text written by one worker thread, read by the event loop: a file for zdir.output.
+    """Text written by one worker thread, read by the event loop: a file for zdir.jsonformat.
 
     The worker first calls ``opened()`` or ``failed(exc)`` (the request's outcome,
     before any text, so that the HTTP status can still say it), then ``write``s,
@@ -104,7 +104,7 @@ class Pipe:
         self._room.release()
 
     def flush(self) -> None:
-        """Nothing is buffered here (zdir.output may call it)."""
+        """Nothing is buffered here (zdir.jsonformat may call it)."""
 
     # -- the event loop's side ------------------------------------------------------------------
     async def outcome(self) -> Optional[BaseException]:
