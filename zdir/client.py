@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import itertools
 import os
-import random
 import time
 from typing import Dict, Iterator, List, NamedTuple, Optional
 from typing import Sequence, Tuple, Union
@@ -19,11 +17,6 @@ from .entries import Entries, Entry
 from .pages import Pages
 from .exchange import Exchange
 from .reliable import Call, Link
-
-
-BUSY_BACKOFF = 0.05  # seconds before asking a busy server again; doubles, with jitter ...
-BUSY_BACKOFF_MAX = 2.0  # ... up to this, for as long as the deadline allows
-BUSY_LAST_TRY = 0.05  # seconds kept for the last try before the deadline
 
 
 class Listing(NamedTuple):
@@ -127,24 +120,11 @@ class Client:
         """Send one request and return its reply, header checked, chunks not yet decoded.
 
         A ``busy`` server is asked again after a pause that grows, with jitter, for as
-        long as the deadline allows.
+        long as the deadline allows (``exchange.Exchange``).
         """
         if isinstance(path, str):
             path = protocol.name_to_wire(path)
-        deadline = time.monotonic() + self.timeout
-        for attempt in itertools.count():
-            call = self._call(op, path, options, deadline)
-            header = call.header
-            assert header is not None
-            if header.code != ErrorCode.BUSY:
-                break
-            pause = min(BUSY_BACKOFF * 2 ** attempt, BUSY_BACKOFF_MAX) * random.uniform(0.5, 1.5)
-            left = deadline - time.monotonic() - BUSY_LAST_TRY
-            if left <= 0:
-                raise Unreachable(f"{self.endpoint}: still busy at the deadline after "
-                                  f"{attempt + 1} attempts: {header.error['message']}",  # type: ignore[index]
-                                  endpoint=self.endpoint, code=ErrorCode.BUSY)
-            time.sleep(min(pause, left))  # the last pause is cut short: one more try fits
+        call = self._call(op, path, options, time.monotonic() + self.timeout)
         return self._reply(call)
 
     def begin(self, op: str, path: Union[str, bytes] = "", **options: object) -> Call:
@@ -155,9 +135,7 @@ class Client:
         if isinstance(path, str):
             path = protocol.name_to_wire(path)
         now = time.monotonic()
-        call = self._start(op, path, options, now + self.timeout)
-        call.owner = (op, path, options)
-        return call
+        return self._start(op, path, options, now + self.timeout)
 
     def complete(self, call: Call) -> Reply:
         """The reply to a call from ``begin`` (asked again, as ``send`` does, if busy)."""
@@ -165,14 +143,15 @@ class Client:
             self._exchange.wait_for(call)
         if call.error is not None:
             raise call.error
-        if call.header is not None and call.header.code == ErrorCode.BUSY:
-            op, path, options = call.owner
-            return self.send(op, path, **options)
         return self._reply(call)
 
     def _reply(self, call: Call) -> Reply:
         header = call.header
         assert header is not None
+        if header.code == ErrorCode.BUSY:  # at the deadline still
+            raise Unreachable(f"{self.endpoint}: still busy at the deadline after "
+                              f"{call.busy_answers + 1} attempts: {header.error['message']}",  # type: ignore[index]
+                              endpoint=self.endpoint, code=ErrorCode.BUSY)
         if not header.ok:
             error = header.error or {"code": ErrorCode.INTERNAL.value, "message": "refused"}
             raise Refused(error["message"], code=error["code"])

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import ctypes
 import heapq
+import itertools
+import random
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import zmq
 
@@ -20,6 +22,11 @@ from .protocol import ErrorCode
 from .reliable import Call, Failure, Link
 
 TRIM_DELAY = 1.0  # seconds after an oversized reply before its memory is handed back
+# A peer that answers "busy" is asked again after a pause, for as long as the call's
+# deadline allows: the client's calls to its server and a node's to its upstreams.
+BUSY_BACKOFF = 0.05  # seconds before the first new try; doubles, times 0.5-1.5 ...
+BUSY_BACKOFF_MAX = 2.0  # ... up to this
+BUSY_LAST_TRY = 0.05  # seconds kept for the last try before the deadline
 
 
 class Exchange:
@@ -30,6 +37,8 @@ class Exchange:
         self._deadlines: List[Call] = []  # heap by deadline; finished calls are skipped
         self.version = 0  # changes whenever the set of sockets to poll changes
         self._trim_at: Optional[float] = None  # when to hand memory back after a flood
+        self._again: List[Tuple[float, int, Call]] = []  # heap: busy peers' calls, by when
+        self._again_order = itertools.count()  # ties in that heap: first come, first sent
 
     def add(self, link: Link) -> None:
         self.links.append(link)
@@ -59,14 +68,20 @@ class Exchange:
         """
         before = link.socket
         finished = link.on_events(now) if link.monitor is not None else []
-        started = link.submit(call, now)
-        if link.socket is not before:  # a new connection (events read here, or opened):
+        if link.socket is not before:  # a new connection (events read here):
             self.version += 1  # the loop must poll its socket and monitor, not the old ones
-        if started:
+        if self._submit(link, call, now):
             heapq.heappush(self._deadlines, call)
         else:
             finished.append(call)
         return finished
+
+    def _submit(self, link: Link, call: Call, now: float) -> bool:
+        before = link.socket
+        started = link.submit(call, now)
+        if link.socket is not before:  # opened here
+            self.version += 1
+        return started
 
     def by_socket(self) -> Dict[zmq.Socket, Link]:
         """Every socket to poll for input (each link's connection and monitor), and its link."""
@@ -82,7 +97,7 @@ class Exchange:
         if sock is link.monitor:
             finished = link.on_events(now)
         else:
-            finished = link.on_readable()
+            finished = self._unless_busy(link.on_readable(), now)
         if link.socket is not before:
             self.version += 1
             if any(call.error is not None and call.error.code == ErrorCode.LIMIT_EXCEEDED
@@ -96,6 +111,8 @@ class Exchange:
         while heap and heap[0].done:
             heapq.heappop(heap)
         wakes = [heap[0].deadline] if heap else []
+        if self._again:
+            wakes.append(self._again[0][0])
         if self._trim_at is not None:
             wakes.append(self._trim_at)
         wakes += [c.give_up_at for link in self.links for c in link.waiting
@@ -108,6 +125,10 @@ class Exchange:
             self._trim_at = None
             release_memory()
         finished = []
+        while self._again and self._again[0][0] <= now:
+            _, _, call = heapq.heappop(self._again)
+            if not call.done and not self._submit(call.link, call, now):  # type: ignore[arg-type]
+                finished.append(call)  # (done: its caller gave up on it meanwhile)
         heap = self._deadlines
         while heap and (heap[0].done or heap[0].deadline <= now):
             call = heapq.heappop(heap)
@@ -120,6 +141,28 @@ class Exchange:
                 link.forget(call)
                 link._fail(call, link.failure or Failure(ErrorCode.TIMEOUT, "connection lost"))
                 finished.append(call)
+        return finished
+
+    def _unless_busy(self, calls: List[Call], now: float) -> List[Call]:
+        """The finished calls; those answered "busy" go again after a pause, deadline allowing.
+
+        The pause doubles from BUSY_BACKOFF up to BUSY_BACKOFF_MAX, times a random 0.5
+        to 1.5 so that many callers do not come back together; the last one is cut
+        short so that one more try fits before the deadline. The final "busy" answer
+        is the caller's to read.
+        """
+        finished = []
+        for call in calls:
+            header = call.header
+            left = call.deadline - now - BUSY_LAST_TRY
+            if header is None or header.code != ErrorCode.BUSY or left <= 0:
+                finished.append(call)
+                continue
+            pause = min(BUSY_BACKOFF * 2 ** call.busy_answers, BUSY_BACKOFF_MAX)
+            call.busy_answers += 1
+            call.header, call.chunks, call.done = None, [], False
+            when = now + min(pause * random.uniform(0.5, 1.5), left)
+            heapq.heappush(self._again, (when, next(self._again_order), call))
         return finished
 
     def time_out(self, call: Call) -> None:

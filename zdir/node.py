@@ -333,6 +333,7 @@ class Node(PagedListings, Upstreams):
         elif not self._start_walk(pending, envelope[0]):
             message = (f"{self.cfg.name} is busy: {self.workers.queued} listings are waiting "  # type: ignore[union-attr]
                        "for a worker already; try again")
+            self._log_refusal(request, ErrorCode.BUSY, now)
             self._send(envelope, protocol.error_reply(request.id, request.op, ErrorCode.BUSY,
                                                       message))
             return

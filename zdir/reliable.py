@@ -143,7 +143,7 @@ class Call:
     """One request in flight: its id and frames, its deadline, and in the end its outcome."""
 
     __slots__ = ("id", "frames", "deadline", "started", "retries", "link", "give_up_at",
-                 "header", "chunks", "error", "done", "owner")
+                 "header", "chunks", "error", "done", "owner", "busy_answers")
 
     def __init__(self, request_id: bytes, frames: List[bytes], deadline: float, *,
                  retries: int = 0, owner: Any = None) -> None:
@@ -159,6 +159,7 @@ class Call:
         self.chunks: List[zmq.Frame] = []
         self.error: Optional[Unreachable] = None
         self.done = False
+        self.busy_answers = 0  # "busy" replies so far: the call was sent again after each
 
     @property
     def elapsed(self) -> float:

@@ -20,7 +20,8 @@ import zmq
 from conftest import make_tree, wait_until
 from fusefs import fusefs  # noqa: F401 (the fixture)
 from zdir import protocol
-from zdir.client import BUSY_BACKOFF, BUSY_BACKOFF_MAX, Client
+from zdir.client import Client
+from zdir.exchange import BUSY_BACKOFF, BUSY_BACKOFF_MAX
 from zdir.errors import Unreachable
 from zdir.protocol import ErrorCode
 

@@ -25,7 +25,8 @@ import zmq
 from conftest import clean_env, make_tree, run_client, wait_until
 from fusefs import HUNG, fusefs  # noqa: F401 (the fixture)
 from zdir import protocol, walks
-from zdir.client import BUSY_BACKOFF_MAX, Client
+from zdir.client import Client
+from zdir.exchange import BUSY_BACKOFF_MAX
 from zdir.errors import Refused
 
 pytestmark = [
@@ -263,6 +264,27 @@ def test_busy_beyond_max_pending_while_the_one_worker_hangs(cluster, fusefs, tmp
         assert int(attempts[1]) >= 6 and took > 5 - 1.5 * BUSY_BACKOFF_MAX, took
         ping = run_client("--server", node.endpoint, "--ping", "--timeout", "5")
         assert ping.returncode == 0, ping.stderr_text
+    finally:
+        first.kill()
+        first.communicate()
+
+
+def test_a_relay_asks_a_busy_upstream_again_until_it_answers(cluster, fusefs, tmp_path):  # noqa: F811
+    """B's one worker is stuck, so B tells A "busy"; A asks again with growing pauses
+    (as the client does), and once B is free the listing is complete, B's part included."""
+    root = node_root(tmp_path)
+    mount = fusefs(root / "fuse", "hang")
+    b = cluster.b(root, "--workers", "1", "--max-pending", "0")
+    a = cluster.a(make_tree(tmp_path / "a", {"plain": {"from_a": "x"}}), b.endpoint)
+    first = start_client("--server", b.endpoint, "fuse/hang", "--timeout", "20")
+    try:
+        assert mount.wait_blocked(1) == 1, mount.counts()
+        through_a = start_client("--server", a.endpoint, "plain", "--timeout", "20")
+        assert wait_until(lambda: "'plain' status=refused code=busy" in b.log(), timeout=10)
+        mount.release()
+        code, out, err = finish(through_a)
+        assert code == 0, err
+        assert {"from_a", "p1", "p2"} <= set(out.split())
     finally:
         first.kill()
         first.communicate()
