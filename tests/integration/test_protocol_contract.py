@@ -114,12 +114,34 @@ def test_a_relay_sends_a_fresh_id_once_and_names_an_upstream_refusal(cluster, tm
     assert empty == b"" and forwarded["id"] != GOOD["id"]
     assert forwarded["trail"][-1].startswith("server_a-")
     assert 0 < forwarded["deadline_ms"] <= 20_000
-    busy = protocol.error_reply(forwarded["id"], "list", "busy", "too much to do")
-    fake.send_multipart([peer, b"", *busy])
+    refused = protocol.error_reply(forwarded["id"], "list", "bad_request", "not for me")
+    fake.send_multipart([peer, b"", *refused])
     own, upstream = protocol.decode_reply(client.recv_multipart()[1:], GOOD["id"]).sources
-    assert upstream.name == endpoint and upstream.code == "busy"
+    assert upstream.name == endpoint and upstream.code == "bad_request"
     assert upstream.error["message"].startswith(endpoint)
     assert not fake.poll(500), "the upstream was asked again"
+
+
+def test_a_relay_asks_a_busy_upstream_again_with_the_same_id_until_the_deadline(
+        cluster, tmp_path, zmq_context, dealer):
+    fake = zmq_context.socket(zmq.ROUTER)
+    fake.bind("tcp://127.0.0.1:*")
+    endpoint = fake.getsockopt_string(zmq.LAST_ENDPOINT)
+    a = cluster.a(make_tree(tmp_path / "a", {"own": ""}), endpoint)
+    client = dealer(a.endpoint)
+    client.send_multipart([b"", pack({**GOOD, "deadline_ms": 2_000})])
+    asked = []
+    while not client.poll(0):
+        if not fake.poll(100):
+            continue
+        peer, _, body = fake.recv_multipart()
+        asked.append(msgpack.unpackb(body, raw=False)["id"])
+        fake.send_multipart([peer, b"", *protocol.error_reply(asked[-1], "list", "busy", "full")])
+    own, upstream = protocol.decode_reply(client.recv_multipart()[1:], GOOD["id"]).sources
+    assert own.ok and upstream.name == endpoint and upstream.code == "busy"
+    # pauses of 50 ms doubling, with jitter, over 2 s: 4 asks at the fewest
+    assert len(asked) >= 4 and len(set(asked)) == 1, asked
+    assert not fake.poll(500), "nothing is asked after the reply"
 
 
 def test_deadline_zero_is_answered_at_once(chain, dealer):
