@@ -357,6 +357,12 @@ class Node(PagedListings, Upstreams):
         if request.paged:
             return self._start_page(pending, peer)
         options = self._options(request)
+        cached = self.cache.lookup(tuple(split_path(request.path)), options)
+        if cached is not None:  # exact, and found with no file-system call: no worker
+            pending.own = (SourceStatus(self.cfg.name, True, entries=cached.entries,
+                                        elapsed_ms=_ms_since(pending.arrived)),
+                           list(cached.chunks))
+            return True
         key = (protocol.name_from_wire(request.path), *options)
         walk = workers.find(key)
         if walk is None:

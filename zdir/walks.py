@@ -32,7 +32,7 @@ from . import protocol
 from .cache import ListingCache
 from .errors import ListingError
 from .cursors import Cursor, Page
-from .lister import DirListing, Options
+from .lister import DirListing, Options, split_path
 from .lograte import RateLimitedLog
 from .protocol import ErrorCode, SourceStatus, error_dict
 
@@ -263,7 +263,7 @@ class Workers:
             listing = walk.listing = DirListing(self.root, walk.request.path, options)
             if walk.cancelled:  # abandoned while it was being opened
                 listing.cancel()
-            frames = self.cache.frames(listing, encode)
+            frames = self.cache.frames(listing, encode, tuple(split_path(walk.request.path)))
             try:
                 for frame in frames:
                     walk.frames.append(frame)
