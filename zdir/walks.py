@@ -152,6 +152,8 @@ class Workers:
         from one client, started before anyone else asked, would otherwise keep every
         worker until its deadlines.
         """
+        if not self._queued or self._idle <= 0:  # the usual case: nothing to start
+            return
         slow: Dict[str, int] = collections.Counter(
             w.top for w in self.running.values() if now - (w.started or now) >= SLOW_WALK)
         by_peer: Dict[bytes, int] = collections.Counter(
