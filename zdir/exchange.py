@@ -12,7 +12,7 @@ from __future__ import annotations
 import ctypes
 import heapq
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import zmq
 
@@ -20,6 +20,7 @@ from .protocol import ErrorCode
 from .reliable import Call, Failure, Link
 
 TRIM_DELAY = 1.0  # seconds after an oversized reply before its memory is handed back
+_EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)
 
 
 class Exchange:
@@ -30,6 +31,7 @@ class Exchange:
         self._deadlines: List[Call] = []  # heap by deadline; finished calls are skipped
         self.version = 0  # changes whenever the set of sockets to poll changes
         self._trim_at: Optional[float] = None  # when to hand memory back after a flood
+        self._waiting: Optional[Tuple[int, Dict[zmq.Socket, Link], zmq.Poller]] = None
 
     def add(self, link: Link) -> None:
         self.links.append(link)
@@ -58,7 +60,10 @@ class Exchange:
         is judged on what happens next, not on what happened while nobody looked).
         """
         had_socket = link.socket is not None
-        finished = link.on_events(now) if link.monitor is not None else []
+        # Asked first: draining an empty monitor costs a zmq.Again per call.
+        monitor = link.monitor
+        pending = monitor is not None and monitor.getsockopt(_EVENTS) & _POLLIN
+        finished = link.on_events(now) if pending else []
         started = link.submit(call, now)
         if link.socket is not None and not had_socket:
             self.version += 1
@@ -139,9 +144,7 @@ class Exchange:
 
     def wait_for(self, call: Call) -> None:
         """Block until ``call`` is done (for a caller with no loop of its own: the client)."""
-        owners = self.by_socket()
-        version = self.version
-        poller = _poller(owners)
+        version, owners, poller = self._wait_poller()
         while not call.done:
             now = time.monotonic()
             self.expire(now)
@@ -154,8 +157,14 @@ class Exchange:
                 if link is not None:
                     self.handle(link, sock, time.monotonic())
             if self.version != version:
-                owners, version = self.by_socket(), self.version
-                poller = _poller(owners)
+                version, owners, poller = self._wait_poller()
+
+    def _wait_poller(self) -> Tuple[int, Dict[zmq.Socket, Link], zmq.Poller]:
+        """The sockets ``wait_for`` polls: made again only when they change, not per call."""
+        if self._waiting is None or self._waiting[0] != self.version:
+            owners = self.by_socket()
+            self._waiting = (self.version, owners, _poller(owners))
+        return self._waiting
 
 
 def _poller(sockets: Dict[zmq.Socket, Link]) -> zmq.Poller:
