@@ -125,6 +125,9 @@ class ListingCache:
         self._items: OrderedDict[Hashable, Cached] = collections.OrderedDict()
         self._lock = threading.Lock()
         self._inotify = watch.Inotify.open() if notify and max_bytes > 0 else None
+        self._queued = select.poll()  # whether the inotify instance has events to read
+        if self._inotify is not None:
+            self._queued.register(self._inotify.fd, select.POLLIN)  # type: ignore[arg-type]
         self._mounts = watch.MountTable() if watch.ON_LINUX and max_bytes > 0 else None
         self._refs: Dict[int, int] = {}  # watch -> kept listings and plans holding it
         self._users: Dict[int, Set[Hashable]] = {}  # watch -> keys of kept listings on it
@@ -411,7 +414,7 @@ class ListingCache:
 
     def _drain(self) -> None:
         """Apply the queued events (under the lock): drop what they touch."""
-        if self._inotify is None:
+        if self._inotify is None or not self._queued.poll(0):  # read() raises when empty
             return
         changed, overflow = self._inotify.read()
         if overflow:
