@@ -59,13 +59,13 @@ class Exchange:
         and any other call that events read here (the link's backlog, so that ``call``
         is judged on what happens next, not on what happened while nobody looked).
         """
-        had_socket = link.socket is not None
+        before = link.socket
         # Asked first: draining an empty monitor costs a zmq.Again per call.
         monitor = link.monitor
         pending = monitor is not None and monitor.getsockopt(_EVENTS) & _POLLIN
         finished = link.on_events(now) if pending else []
         started = link.submit(call, now)
-        if link.socket is not None and not had_socket:
+        if link.socket is not before:  # opened, or replaced by the events read above
             self.version += 1
         if started:
             heapq.heappush(self._deadlines, call)
