@@ -213,7 +213,9 @@ class ListingCache:
         None when there is none, under stamp rules, or when a worker holds the lock
         (it may be in a file-system call): the request then goes to a worker.
         """
-        if self._inotify is None or not self._lock.acquire(blocking=False):
+        if options.recursive or options.after or self._inotify is None:
+            return None  # never kept (see frames), so never found
+        if not self._lock.acquire(blocking=False):
             return None
         try:
             self._drain()  # a change made before the request shows in its answer

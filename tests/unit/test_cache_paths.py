@@ -124,3 +124,12 @@ def test_the_root_itself_and_an_empty_cache(root):
         assert lookup(kept, ".") is not None and lookup(kept, "sub") is None
     finally:
         kept.close()
+
+
+def test_only_the_same_kind_of_listing_is_found(cache, root):
+    """Recursive and resumed listings are never kept: a flat one is no answer to them."""
+    listed(cache, root, "sub")
+    for other in (OPTIONS._replace(recursive=True), OPTIONS._replace(after=("s",)),
+                  OPTIONS._replace(stat=False), OPTIONS._replace(all=True)):
+        assert cache.lookup(("sub",), other) is None
+    assert cache.lookup(("sub",), OPTIONS) is not None
