@@ -1,8 +1,11 @@
 """Encoded listings kept between requests, served only while the cache can vouch for them.
 
-``ListingCache.frames(listing, encode)`` is the one entry point: it yields a
+``ListingCache.frames(listing, encode)`` is the workers' entry point: it yields a
 listing's encoded chunk frames, from memory when a kept copy is still exact, or
 by listing (keeping a copy when it may). Worker threads share one cache.
+``ListingCache.lookup(parts, options)`` is the node loop's: an exact listing found
+by its path with no file-system call at all (see "Served by path" below), so a
+listing nothing changed is answered without a worker.
 
 What a cached answer may hold, by platform:
 
@@ -30,6 +33,16 @@ What a cached answer may hold, by platform:
   same clock tick would leave the stamp as it was). Sizes, mtimes and modes may be
   up to ``stat_ttl`` seconds old (writes and chmod do not touch the directory);
   ``stat_ttl`` 0 keeps no listing with stat columns.
+- **Served by path (Linux with inotify).** Finding a kept listing by its
+  directory's device and inode needs the directory opened, a file-system call a
+  hung file system can stall. So a listing asked for by a path with no symlink on
+  the way is also indexed by that path, once a watch is in place on every
+  directory from ``/`` down to its parent and the path was checked to still lead
+  to the listed directory. Any event on those directories (a component renamed,
+  replaced or chmod-ed) or a change of the mount table (``/proc/self/mountinfo``
+  polls ``POLLPRI``) drops the index entry; the kept listing goes by its own
+  watches as above. The lookup takes the cache's lock only if it is free: a
+  worker holding it sends the request the usual way.
 - **Never cached**: recursive listings (a change deep in a tree reaches no watch
   or stamp of the top; a watch per directory would cost a watch per directory
   walked); truncated or partial listings; and, on Linux, directories on file
@@ -42,16 +55,18 @@ from __future__ import annotations
 import collections
 import logging
 import os
+import select
 import threading
 import time
 from typing import (
-    Callable, Dict, Hashable, Iterator, List, NamedTuple, Optional, OrderedDict, Sequence, Set,
-    Tuple,
+    Callable, Dict, Hashable, Iterator, List, NamedTuple, Optional, OrderedDict,
+    Sequence, Set, Tuple,
 )
 
 from . import watch
 from .lister import DirListing, Options
 from .protocol import Chunk, name_from_wire
+
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +75,7 @@ DEFAULT_MAX_WATCHES = 8192  # inotify watches the cache may hold (the kernel's o
 
 Stamp = Tuple[int, int, int, int]  # st_dev, st_ino, st_mtime_ns, st_ctime_ns
 Encode = Callable[[Chunk], bytes]
+Parts = Tuple[str, ...]  # a client's path as ``split_path`` gives it
 
 
 class Cached(NamedTuple):
@@ -109,12 +125,19 @@ class ListingCache:
         self._items: OrderedDict[Hashable, Cached] = collections.OrderedDict()
         self._lock = threading.Lock()
         self._inotify = watch.Inotify.open() if notify and max_bytes > 0 else None
+        self._queued = select.poll()  # whether the inotify instance has events to read
+        if self._inotify is not None:
+            self._queued.register(self._inotify.fd, select.POLLIN)  # type: ignore[arg-type]
         self._mounts = watch.MountTable() if watch.ON_LINUX and max_bytes > 0 else None
         self._refs: Dict[int, int] = {}  # watch -> kept listings and plans holding it
         self._users: Dict[int, Set[Hashable]] = {}  # watch -> keys of kept listings on it
         self._changes: Dict[int, int] = {}  # watch -> events seen for it
         self._epoch = 0  # bumped when the event queue overflowed
         self._out_of_watches = False
+        # Kept listings by path: (parts, shape) -> (key, watches of the directories above).
+        self._paths: Dict[Hashable, Tuple[Hashable, Tuple[int, ...]]] = {}
+        self._path_users: Dict[int, Set[Hashable]] = {}  # watch -> path entries relying on it
+        self._mountinfo = _MountChanges() if self._inotify is not None else None
 
     @property
     def exact(self) -> bool:
@@ -126,12 +149,14 @@ class ListingCache:
         """Watches held now (by kept listings and listings under way)."""
         return len(self._refs)
 
-    def frames(self, listing: DirListing, encode: Encode) -> Iterator[bytes]:
+    def frames(self, listing: DirListing, encode: Encode,
+               parts: Optional[Parts] = None) -> Iterator[bytes]:
         """The listing's encoded chunk frames: kept ones if still exact, else listed afresh.
 
         From memory, ``listing.entries`` is set to the kept count and the listing is
         closed unread. Otherwise the listing is iterated (which sets ``entries``,
         ``truncated`` and ``warning`` as usual) and a copy kept when it may be.
+        ``parts``: the path the listing was asked by, to index a kept copy under it.
         """
         plan: Optional[_Plan] = None
         try:
@@ -140,6 +165,7 @@ class ListingCache:
                 key = self._key(listing.options, stamp)
                 kept = self._get(key, stamp)
                 if kept is not None:
+                    self._index_path(parts, key, listing)
                     listing.close()
                     listing.entries = kept.entries
                     yield from kept.chunks
@@ -162,6 +188,7 @@ class ListingCache:
             if plan is not None:
                 self._keep(plan, listing, kept_frames, size)
                 plan = None
+                self._index_path(parts, key, listing)
         finally:
             if plan is not None:
                 self._release(plan)
@@ -171,17 +198,43 @@ class ListingCache:
         """Drop everything and release the watches and the inotify descriptor."""
         with self._lock:
             self._clear()
+            if self._mountinfo is not None:
+                self._mountinfo.close()
             if self._inotify is not None:
                 self._inotify.close()
                 self._inotify = None
         if self._mounts is not None:
             self._mounts.close()
 
-    # -- transitional: node.py's get/worth_keeping/put, until it calls frames() ----------------
+    def lookup(self, parts: Parts, options: Options) -> Optional[Cached]:
+        """The exact listing kept for PATH (as ``split_path`` parts), found with no
+        file-system call: for the node's loop, which must never wait on one.
 
-    def get(self, key: Hashable, stamp: Stamp) -> Optional[Cached]:
-        """The listing kept for ``key`` if the directory still has ``stamp`` (stamp rules)."""
-        return self._get(key, stamp)
+        None when there is none, under stamp rules, or when a worker holds the lock
+        (it may be in a file-system call): the request then goes to a worker.
+        """
+        if options.recursive or options.after or self._inotify is None:
+            return None  # never kept (see frames), so never found
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            self._drain()  # a change made before the request shows in its answer
+            if self._mountinfo is None or self._mountinfo.changed():
+                self._drop_paths(list(self._paths))  # a mount may hide a directory on a path
+            entry = (parts, *self._shape(options))
+            found = self._paths.get(entry)
+            if found is None:
+                return None
+            cached = self._items.get(found[0])
+            if cached is None:  # the listing was dropped: so is its path
+                self._drop_paths([entry])
+                return None
+            self._items.move_to_end(found[0])
+            return cached
+        finally:
+            self._lock.release()
+
+    # -- stamp rules ------------------------------------------------------------------------------
 
     def worth_keeping(self, stamp: Stamp, with_stat: bool, began: float) -> bool:
         """Whether a listing that began at ``began`` (``time.time()``) may be kept (stamps)."""
@@ -189,14 +242,6 @@ class ListingCache:
             return False
         settled_ns = (began - SETTLE) * 1e9
         return stamp[2] <= settled_ns and stamp[3] <= settled_ns
-
-    def put(self, key: Hashable, stamp: Stamp, with_stat: bool, chunks: Sequence[bytes],
-            entries: int) -> None:
-        """Keep a listing under stamp rules (checked with ``worth_keeping`` first)."""
-        expires = time.monotonic() + self.stat_ttl if with_stat else None
-        with self._lock:
-            self._insert(key, Cached(tuple(chunks), entries, stamp, expires,
-                                     sum(map(len, chunks))))
 
     # -- inside ---------------------------------------------------------------------------------
 
@@ -210,10 +255,14 @@ class ListingCache:
             return None
 
     @staticmethod
-    def _key(options: Options, stamp: Stamp) -> Hashable:
+    def _shape(options: Options) -> tuple:
+        """The options that shape a kept listing's frames."""
+        return (options.all, options.stat, options.glob, options.exclude,
+                options.chunk_entries, options.max_entries, options.targets)
+
+    def _key(self, options: Options, stamp: Stamp) -> Hashable:
         """One directory (by device and inode), listed with the same options."""
-        return ("frames", stamp[0], stamp[1], options.all, options.stat, options.glob,
-                options.exclude, options.chunk_entries, options.max_entries, options.targets)
+        return ("frames", stamp[0], stamp[1], *self._shape(options))
 
     def _get(self, key: Hashable, stamp: Stamp) -> Optional[Cached]:
         with self._lock:
@@ -286,6 +335,48 @@ class ListingCache:
             self._insert(plan.key, Cached(tuple(frames), listing.entries, plan.stamp, expires,
                                           size))
 
+    def _index_path(self, parts: Optional[Parts], key: Hashable, listing: DirListing) -> None:
+        """Index a kept listing under the path it was asked by (see "Served by path").
+
+        Only a path with no symlink on the way: the directories it goes through are
+        then those above the listed one, each watched before the path is checked.
+        """
+        if parts is None or self._inotify is None or \
+                os.path.join(listing.root, *parts) != listing.path:  # a symlink was followed
+            return
+        entry = (parts, *self._shape(listing.options))
+        with self._lock:
+            if key not in self._items or self._paths.get(entry, (None,))[0] == key:
+                return
+            self._drop_paths([entry] if entry in self._paths else [])
+            plan = _Plan(entry, (0, 0, 0, 0), False)
+            plan.epoch = self._epoch
+            if all(self._watch(plan, os.fsencode(directory), _ABOVE_FLAGS, _ABOVE)
+                   for directory in _directories_above(listing.path)):
+                try:
+                    info = os.stat(listing.path, follow_symlinks=False)
+                except OSError:
+                    info = None
+                self._drain()
+                if info is not None and ("frames", info.st_dev, info.st_ino) == key[:3] \
+                        and key in self._items and plan.epoch == self._epoch and all(
+                            self._changes.get(wd, 0) == n for wd, n in plan.seen.items()):
+                    self._paths[entry] = (key, tuple(plan.watches))
+                    for wd in plan.watches:
+                        self._path_users.setdefault(wd, set()).add(entry)
+                    return
+            self._release_locked(plan)
+
+    def _drop_paths(self, entries: Sequence[Hashable]) -> None:
+        """Forget path index entries (under the lock) and the watches they held."""
+        for entry in entries:
+            _, watches = self._paths.pop(entry)
+            for wd in watches:
+                users = self._path_users.get(wd)
+                if users is not None:
+                    users.discard(entry)
+            self._unref(watches)
+
     def _watch_subdirs(self, plan: _Plan) -> bool:
         """Watch each sub-directory shown, then check it still shows what was listed."""
         if len(plan.subdirs) + 1 > self.max_watches:
@@ -304,14 +395,14 @@ class ListingCache:
                 return False
         return True
 
-    def _watch(self, plan: _Plan, path: bytes, flags: int) -> bool:
+    def _watch(self, plan: _Plan, path: bytes, flags: int, events: int = watch.CHANGES) -> bool:
         """Add a watch the plan holds (under the lock); False when it cannot be had."""
         if len(self._refs) >= self.max_watches:
             self._make_room(0, 1)
             if len(self._refs) >= self.max_watches:
                 return False
         try:
-            wd = self._inotify.add(path, watch.CHANGES | flags)  # type: ignore[union-attr]
+            wd = self._inotify.add(path, events | flags)  # type: ignore[union-attr]
         except OSError as exc:
             if watch.watch_errno_is_a_limit(exc) and not self._out_of_watches:
                 self._out_of_watches = True
@@ -325,7 +416,7 @@ class ListingCache:
 
     def _drain(self) -> None:
         """Apply the queued events (under the lock): drop what they touch."""
-        if self._inotify is None:
+        if self._inotify is None or not self._queued.poll(0):  # read() raises when empty
             return
         changed, overflow = self._inotify.read()
         if overflow:
@@ -335,6 +426,7 @@ class ListingCache:
         for wd in changed:
             if wd in self._refs:
                 self._changes[wd] = self._changes.get(wd, 0) + 1
+                self._drop_paths(list(self._path_users.get(wd, ())))
                 for key in list(self._users.get(wd, ())):
                     self._drop(key)
 
@@ -366,6 +458,7 @@ class ListingCache:
         self._unref(cached.watches)
 
     def _clear(self) -> None:
+        self._drop_paths(list(self._paths))
         while self._items:
             self._drop(next(iter(self._items)))
 
@@ -378,6 +471,7 @@ class ListingCache:
             self._refs.pop(wd, None)
             self._changes.pop(wd, None)
             self._users.pop(wd, None)
+            self._path_users.pop(wd, None)
             if self._inotify is not None:
                 self._inotify.remove(wd)
 
@@ -395,3 +489,61 @@ class ListingCache:
         if plan.dir_fd is not None:
             os.close(plan.dir_fd)
             plan.dir_fd = None
+
+
+# A directory on the way to a kept listing: what can make the path lead elsewhere or
+# nowhere (its entries renamed, created or deleted, itself moved, deleted or chmod-ed),
+# not writes to its files. Added to whatever the watch asks already (IN_MASK_ADD): the
+# same directory may be a kept listing too, whose watch needs every change.
+_ABOVE = (watch.IN_CREATE | watch.IN_DELETE | watch.IN_MOVED_FROM | watch.IN_MOVED_TO
+          | watch.IN_DELETE_SELF | watch.IN_MOVE_SELF | watch.IN_ATTRIB)
+_IN_MASK_ADD = 0x20000000  # inotify(7)
+_ABOVE_FLAGS = watch.IN_ONLYDIR | watch.IN_DONT_FOLLOW | _IN_MASK_ADD  # never a symlink
+
+
+def _directories_above(path: str) -> List[str]:
+    """Every directory above an absolute PATH, from the top down: what a lookup by
+    that path goes through."""
+    found = []
+    parent = os.path.dirname(path)
+    while not found or found[-1] != parent:
+        found.append(parent)
+        parent = os.path.dirname(parent)
+    return found[::-1]
+
+
+class _MountChanges:
+    """Whether the mount table changed since last asked: ``/proc/self/mountinfo`` polls
+    ``POLLPRI`` until it is read again. Where that cannot be had, it always did."""
+
+    def __init__(self) -> None:
+        self._poll: Optional[select.poll] = None
+        self._file = None
+        try:
+            self._file = open(watch.MOUNTINFO, "rb")  # noqa: SIM115 (kept open to be polled)
+        except OSError:
+            return
+        try:
+            self._file.read()
+            self._poll = select.poll()
+            self._poll.register(self._file, select.POLLPRI | select.POLLERR)
+        except (OSError, AttributeError):
+            self.close()
+
+    def changed(self) -> bool:
+        if self._poll is None:
+            return True
+        if not self._poll.poll(0):
+            return False
+        try:
+            self._file.seek(0)  # type: ignore[union-attr]
+            self._file.read()  # type: ignore[union-attr]  # asked again from here
+        except OSError:
+            self.close()
+        return True
+
+    def close(self) -> None:
+        self._poll = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None

@@ -27,6 +27,7 @@ TRIM_DELAY = 1.0  # seconds after an oversized reply before its memory is handed
 BUSY_BACKOFF = 0.05  # seconds before the first new try; doubles, times 0.5-1.5 ...
 BUSY_BACKOFF_MAX = 2.0  # ... up to this
 BUSY_LAST_TRY = 0.05  # seconds kept for the last try before the deadline
+_EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)
 
 
 class Exchange:
@@ -39,6 +40,7 @@ class Exchange:
         self._trim_at: Optional[float] = None  # when to hand memory back after a flood
         self._again: List[Tuple[float, int, Call]] = []  # heap: busy peers' calls, by when
         self._again_order = itertools.count()  # ties in that heap: first come, first sent
+        self._waiting: Optional[Tuple[int, Dict[zmq.Socket, Link], zmq.Poller]] = None
 
     def add(self, link: Link) -> None:
         self.links.append(link)
@@ -67,7 +69,10 @@ class Exchange:
         is judged on what happens next, not on what happened while nobody looked).
         """
         before = link.socket
-        finished = link.on_events(now) if link.monitor is not None else []
+        # Asked first: draining an empty monitor costs a zmq.Again per call.
+        monitor = link.monitor
+        pending = monitor is not None and monitor.getsockopt(_EVENTS) & _POLLIN
+        finished = link.on_events(now) if pending else []
         if link.socket is not before:  # a new connection (events read here):
             self.version += 1  # the loop must poll its socket and monitor, not the old ones
         if self._submit(link, call, now):
@@ -182,9 +187,7 @@ class Exchange:
 
     def wait_for(self, call: Call) -> None:
         """Block until ``call`` is done (for a caller with no loop of its own: the client)."""
-        owners = self.by_socket()
-        version = self.version
-        poller = _poller(owners)
+        version, owners, poller = self._wait_poller()
         while not call.done:
             now = time.monotonic()
             self.expire(now)
@@ -197,8 +200,14 @@ class Exchange:
                 if link is not None:
                     self.handle(link, sock, time.monotonic())
             if self.version != version:
-                owners, version = self.by_socket(), self.version
-                poller = _poller(owners)
+                version, owners, poller = self._wait_poller()
+
+    def _wait_poller(self) -> Tuple[int, Dict[zmq.Socket, Link], zmq.Poller]:
+        """The sockets ``wait_for`` polls: made again only when they change, not per call."""
+        if self._waiting is None or self._waiting[0] != self.version:
+            owners = self.by_socket()
+            self._waiting = (self.version, owners, _poller(owners))
+        return self._waiting
 
 
 def _poller(sockets: Dict[zmq.Socket, Link]) -> zmq.Poller:

@@ -54,6 +54,7 @@ SHUTDOWN_GRACE = 1.0  # seconds the worker threads get to close their sockets on
 RECEIVE_BATCH = 256  # requests read per wake-up before the loop looks at its other sockets
 PAGED_LISTING_LIMIT = 1 << 62  # entries in a whole paged listing: none to speak of
 ACCEPT_LOG_INTERVAL = 60.0  # seconds between two log lines about running out of descriptors
+_EVENTS, _POLLIN, _SNDMORE = int(zmq.EVENTS), int(zmq.POLLIN), int(zmq.SNDMORE)
 
 
 class NodeConfig(NamedTuple):
@@ -269,11 +270,13 @@ class Node(PagedListings, Upstreams):
             self._accept_logged, self._accept_failures = now, 0
 
     def _receive(self, now: float) -> None:
+        frontend = self.frontend
+        assert frontend is not None
+        # Asked first, not tried until zmq.Again: an exception per wake-up costs more.
         for _ in range(RECEIVE_BATCH):
-            try:
-                frames = self.frontend.recv_multipart(zmq.NOBLOCK)  # type: ignore[union-attr]
-            except zmq.Again:
+            if not frontend.getsockopt(_EVENTS) & _POLLIN:
                 return
+            frames = frontend.recv_multipart(zmq.NOBLOCK)
             try:
                 self._accept(frames, now)
             except zmq.ContextTerminated:
@@ -363,6 +366,12 @@ class Node(PagedListings, Upstreams):
         if request.paged:
             return self._start_page(pending, peer)
         options = self._options(request)
+        cached = self.cache.lookup(tuple(split_path(request.path)), options)
+        if cached is not None:  # exact, and found with no file-system call: no worker
+            pending.own = (SourceStatus(self.cfg.name, True, entries=cached.entries,
+                                        elapsed_ms=_ms_since(pending.arrived)),
+                           list(cached.chunks))
+            return True
         key = (protocol.name_from_wire(request.path), *options)
         walk = workers.find(key)
         if walk is None:
@@ -479,8 +488,16 @@ class Node(PagedListings, Upstreams):
         return header, chunks
 
     def _send(self, envelope: list, reply: List[object]) -> None:
+        """``send_multipart`` with plain int flags: its ``SNDMORE | flags`` on pyzmq's enum
+        costs more than sending a small frame."""
+        frontend = self.frontend
+        assert frontend is not None
+        frames = [*envelope, *reply]
+        last = frames.pop()
         try:
-            self.frontend.send_multipart([*envelope, *reply], copy=False)  # type: ignore[union-attr]
+            for frame in frames:
+                frontend.send(frame, _SNDMORE, copy=False)
+            frontend.send(last, 0, copy=False)
         except zmq.ZMQError as exc:  # the client is gone (ROUTER drops), or a bug
             _peer_log.warning(("send", exc.errno), "could not send a reply: %s", exc)
 

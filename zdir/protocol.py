@@ -196,11 +196,12 @@ MAX_SOURCE_NAME = 128
 
 def valid_source_name(name: object) -> bool:
     """A source name is shown in columns and on terminals: printable, no white space."""
+    # isprintable() is False for every white-space character but the ASCII space.
     return (
         isinstance(name, str)
         and 0 < len(name) <= MAX_SOURCE_NAME
         and name.isprintable()
-        and not any(char.isspace() for char in name)
+        and " " not in name
     )
 
 

@@ -66,6 +66,7 @@ _EVENTS = (zmq.EVENT_CONNECT_DELAYED | zmq.EVENT_CONNECTED | zmq.EVENT_CONNECT_R
            | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
 _MECHANISM_MISMATCH = 0x11000002  # ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH
 _monitor_ids = itertools.count()
+_SOCKET_EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)
 
 
 def watch(sock: zmq.Socket, events: int) -> zmq.Socket:
@@ -385,7 +386,8 @@ class Link:
         the loop; the poll reports the rest); return the calls they finished."""
         finished: List[Call] = []
         for _ in range(READ_BATCH):
-            if self.socket is None:
+            # Asked first, not tried until zmq.Again: an exception per read costs more.
+            if self.socket is None or not self.socket.getsockopt(_SOCKET_EVENTS) & _POLLIN:
                 break
             try:
                 finished += self._read_reply()

@@ -32,7 +32,7 @@ from . import protocol
 from .cache import ListingCache
 from .errors import ListingError
 from .cursors import Cursor, Page
-from .lister import DirListing, Options
+from .lister import DirListing, Options, split_path
 from .lograte import RateLimitedLog
 from .protocol import ErrorCode, SourceStatus, error_dict
 
@@ -152,6 +152,8 @@ class Workers:
         from one client, started before anyone else asked, would otherwise keep every
         worker until its deadlines.
         """
+        if not self._queued or self._idle <= 0:  # the usual case: nothing to start
+            return
         slow: Dict[str, int] = collections.Counter(
             w.top for w in self.running.values() if now - (w.started or now) >= SLOW_WALK)
         by_peer: Dict[bytes, int] = collections.Counter(
@@ -263,7 +265,7 @@ class Workers:
             listing = walk.listing = DirListing(self.root, walk.request.path, options)
             if walk.cancelled:  # abandoned while it was being opened
                 listing.cancel()
-            frames = self.cache.frames(listing, encode)
+            frames = self.cache.frames(listing, encode, tuple(split_path(walk.request.path)))
             try:
                 for frame in frames:
                     walk.frames.append(frame)

@@ -288,3 +288,26 @@ def test_a_relay_asks_a_busy_upstream_again_until_it_answers(cluster, fusefs, tm
     finally:
         first.kill()
         first.communicate()
+
+
+def test_a_kept_listing_is_served_while_the_one_worker_hangs_until_it_changes(
+        cluster, fusefs, tmp_path):  # noqa: F811
+    """The loop answers a listing it can vouch for from memory, with no worker and no
+    file-system call; a change made just before the request sends it to a worker."""
+    root = node_root(tmp_path)
+    mount = fusefs(root / "fuse", "hang")
+    node = cluster.b(root, "--workers", "1")
+    with Client(node.endpoint, timeout=10) as client:
+        client.list("plain")  # listed, kept, and indexed by its path
+    stuck = start_client("--server", node.endpoint, "fuse/hang", "--timeout", "6")
+    try:
+        assert mount.wait_blocked(1) == 1, mount.counts()  # the one worker is stuck
+        with Client(node.endpoint, timeout=2) as client:
+            listing, took = timed(lambda: client.list("plain"))
+            assert listing.complete and took < PROMPT, (listing.sources, took)
+            assert {e.name: e.size for e in listing.entries} == {"p1": 1, "p2": 1}
+            (root / "plain" / "p1").write_text("longer")
+            late = client.list("plain")  # must not be the kept one: it waits for a worker
+            assert not late.complete and "no worker was free" in late.failed[0].error["message"]
+    finally:
+        finish(stuck)
