@@ -57,6 +57,10 @@ HANDSHAKE_RETRY_AFTER = 10.0  # seconds before a refused handshake is tried agai
 FRAME_COST = 4096
 REOPEN_AFTER = 1.0  # seconds before a link that could not open a socket tries again
 READ_BATCH = 64  # replies read from one link before the loop looks at its other sockets
+# libzmq decodes frames smaller than its receive batch (ZMQ_IN_BATCH_SIZE, 8 KiB) in place,
+# in one buffer shared with the frames around them: a frame kept pins all of it (about
+# 18 KiB with its counters), and a node keeps a reply from each of its upstreams.
+SHARED_BUFFER_BYTES = 8192
 
 SocketSetup = Callable[[zmq.Socket], None]
 
@@ -77,6 +81,12 @@ def watch(sock: zmq.Socket, events: int) -> zmq.Socket:
     monitor.linger = 0
     monitor.connect(address)
     return monitor
+
+
+def own_memory(frame: zmq.Frame) -> zmq.Frame:
+    """``frame``, copied out of libzmq's shared receive buffer if it is small enough to be in
+    one (SHARED_BUFFER_BYTES): 1,000 upstreams' chunks of a few KiB pinned 18 MiB."""
+    return zmq.Frame(frame.bytes) if len(frame) < SHARED_BUFFER_BYTES else frame
 
 
 def tune(sock: zmq.Socket) -> None:
@@ -422,7 +432,7 @@ class Link:
                     f"a reply was larger than --max-reply-bytes ({limit} MiB, counting each "
                     f"frame as at least {FRAME_COST} bytes)"))
             if call is not None:
-                chunks.append(frame)
+                chunks.append(own_memory(frame))
         if call is None:  # a late reply to a call we gave up on: dropped
             return []
         del self.in_flight[call.id]
