@@ -43,9 +43,11 @@ _peer_log = RateLimitedLog(log)  # what a peer can make us say over and over
 
 # ZMTP liveness on every zdir socket (docs/protocol.md, "Liveness"): a peer that sends
 # nothing, not even a heartbeat, for HEARTBEAT_TIMEOUT is dead, so a frozen process or
-# a cut link is known within about HEARTBEAT_IVL + HEARTBEAT_TIMEOUT (2 s).
+# a cut link is known within about HEARTBEAT_IVL + HEARTBEAT_TIMEOUT (2 s). A node with
+# more than HEARTBEATS_PER_S / 2 upstreams spaces its heartbeats out (heartbeat_ivl_ms).
 HEARTBEAT_IVL_MS = 500
 HEARTBEAT_TIMEOUT_MS = 1500
+HEARTBEATS_PER_S = 500  # pings a second over all of one node's links, at most
 HANDSHAKE_TIMEOUT_MS = 2000  # a connected peer that never completes the handshake
 CONNECT_TIMEOUT_MS = 2000  # a TCP connect that is neither accepted nor refused
 RECONNECT_IVL_MS = 100  # libzmq retries a connection after this, doubling ...
@@ -83,18 +85,31 @@ def watch(sock: zmq.Socket, events: int) -> zmq.Socket:
     return monitor
 
 
+def heartbeat_ivl_ms(links: int) -> int:
+    """The heartbeat interval of each of ``links`` links held by one node.
+
+    Pings and pongs cost the I/O threads of both ends: 1,000 links at 500 ms took 6 %
+    of a core on the node and 3 % on the peers, idle (benchmarks/README.md, "Fleet").
+    So a node's links send at most HEARTBEATS_PER_S pings a second together: up to
+    250 links keep HEARTBEAT_IVL_MS; beyond, a frozen peer is noticed later.
+    """
+    return max(HEARTBEAT_IVL_MS, links * 1000 // HEARTBEATS_PER_S)
+
+
 def own_memory(frame: zmq.Frame) -> zmq.Frame:
     """``frame``, copied out of libzmq's shared receive buffer if it is small enough to be in
     one (SHARED_BUFFER_BYTES): 1,000 upstreams' chunks of a few KiB pinned 18 MiB."""
     return zmq.Frame(frame.bytes) if len(frame) < SHARED_BUFFER_BYTES else frame
 
 
-def tune(sock: zmq.Socket) -> None:
-    """The liveness options every zdir socket carries, listening sockets included."""
+def tune(sock: zmq.Socket, heartbeat_ms: int = HEARTBEAT_IVL_MS) -> None:
+    """The liveness options every zdir socket carries, listening sockets included;
+    the heartbeat timeout keeps its ratio to the interval (three of them)."""
+    timeout_ms = heartbeat_ms * HEARTBEAT_TIMEOUT_MS // HEARTBEAT_IVL_MS
     sock.linger = 0
-    sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_IVL_MS)
-    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
-    sock.setsockopt(zmq.HEARTBEAT_TTL, HEARTBEAT_TIMEOUT_MS)
+    sock.setsockopt(zmq.HEARTBEAT_IVL, heartbeat_ms)
+    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, timeout_ms)
+    sock.setsockopt(zmq.HEARTBEAT_TTL, timeout_ms)
     sock.setsockopt(zmq.HANDSHAKE_IVL, HANDSHAKE_TIMEOUT_MS)
 
 
@@ -182,9 +197,11 @@ class Link:
     """One connection to one peer (a DEALER speaking REQ's envelope) and its calls."""
 
     def __init__(self, context: zmq.Context, endpoint: str, *, name: Optional[str] = None,
-                 setup: Optional[SocketSetup] = None, max_reply_bytes: int) -> None:
+                 setup: Optional[SocketSetup] = None, max_reply_bytes: int,
+                 heartbeat_ms: int = HEARTBEAT_IVL_MS) -> None:
         self.context = context
         self.endpoint = endpoint
+        self.heartbeat_ms = heartbeat_ms  # see heartbeat_ivl_ms
         self.name = name or endpoint  # replaced by the peer's own name once it has answered
         self.behind = 0  # sources in the peer's last reply: itself and all behind it
         self.setup = setup
@@ -213,7 +230,7 @@ class Link:
         sock = monitor = None
         try:
             sock = self.context.socket(zmq.DEALER)
-            tune(sock)
+            tune(sock, self.heartbeat_ms)
             sock.setsockopt(zmq.IMMEDIATE, 1)  # queue nothing for a connection not yet made
             # Calls in flight are bounded by the caller (a node's queue, the client's one
             # call), so a send to a live connection never has to wait; one frame over the
