@@ -48,7 +48,8 @@ _peer_log = RateLimitedLog(log)  # what a peer can make us say over and over
 HEARTBEAT_IVL_MS = 500
 HEARTBEAT_TIMEOUT_MS = 1500
 HEARTBEATS_PER_S = 500  # pings a second over all of one node's links, at most
-HANDSHAKE_TIMEOUT_MS = 2000  # a connected peer that never completes the handshake
+# A connected peer that never completes the handshake: silent as long as a dead one.
+HANDSHAKE_TIMEOUT_MS = HEARTBEAT_TIMEOUT_MS
 CONNECT_TIMEOUT_MS = 2000  # a TCP connect that is neither accepted nor refused
 RECONNECT_IVL_MS = 100  # libzmq retries a connection after this, doubling ...
 RECONNECT_IVL_MAX_MS = 500  # ... up to this: the longest a call waits for a verdict
