@@ -51,8 +51,8 @@ class Upstreams(_Base):
         return wanted
 
     def _link(self, upstream: config.Upstream) -> Link:
-        """A link to ``upstream``, spaced out as ``_wanted_upstreams`` last said (links kept
-        over a SIGHUP keep theirs until they reconnect)."""
+        """A link to ``upstream``, its heartbeats spaced as ``_wanted_upstreams`` last said
+        (links kept over a SIGHUP keep the interval they were made with)."""
         link = Link(self.context, upstream.endpoint, name=upstream.name,
                     setup=self.cfg.upstream_setup, max_reply_bytes=self.cfg.max_reply_bytes,
                     heartbeat_ms=self._heartbeat_ms)
