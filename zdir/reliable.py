@@ -62,8 +62,10 @@ REOPEN_AFTER = 1.0  # seconds before a link that could not open a socket tries a
 READ_BATCH = 64  # replies read from one link before the loop looks at its other sockets
 # libzmq decodes frames smaller than its receive batch (ZMQ_IN_BATCH_SIZE, 8 KiB) in place,
 # in one buffer shared with the frames around them: a frame kept pins all of it (about
-# 18 KiB with its counters), and a node keeps a reply from each of its upstreams.
+# 18 KiB with its counters), and a node keeps a reply from each of its upstreams. Frames
+# under 33 bytes (msg_t's max_vsm_size) are copied into the message by libzmq itself.
 SHARED_BUFFER_BYTES = 8192
+INLINE_BYTES = 33
 
 SocketSetup = Callable[[zmq.Socket], None]
 
@@ -98,9 +100,11 @@ def heartbeat_ivl_ms(links: int) -> int:
 
 
 def own_memory(frame: zmq.Frame) -> zmq.Frame:
-    """``frame``, copied out of libzmq's shared receive buffer if it is small enough to be in
-    one (SHARED_BUFFER_BYTES): 1,000 upstreams' chunks of a few KiB pinned 18 MiB."""
-    return zmq.Frame(frame.bytes) if len(frame) < SHARED_BUFFER_BYTES else frame
+    """``frame``, copied out of libzmq's shared receive buffer if it may be in one
+    (SHARED_BUFFER_BYTES): 1,000 upstreams' chunks of a few KiB pinned 18 MiB."""
+    if INLINE_BYTES <= len(frame) < SHARED_BUFFER_BYTES:
+        return zmq.Frame(frame.bytes)
+    return frame
 
 
 def tune(sock: zmq.Socket, heartbeat_ms: int = HEARTBEAT_IVL_MS) -> None:

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from conftest import unused_tcp_endpoint
 from zmtp import ZmtpPeer
 from zdir.reliable import (HEARTBEAT_IVL_MS, HEARTBEAT_TIMEOUT_MS, HEARTBEATS_PER_S,
-                           SHARED_BUFFER_BYTES, heartbeat_ivl_ms, own_memory)
+                           INLINE_BYTES, SHARED_BUFFER_BYTES, heartbeat_ivl_ms, own_memory)
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -41,11 +41,13 @@ def test_more_links_never_ping_more_often(links: int) -> None:
     assert heartbeat_ivl_ms(links + 1) >= heartbeat_ivl_ms(links)
 
 
-def test_small_frames_are_copied_and_large_ones_kept() -> None:
+def test_small_frames_are_copied_and_large_and_tiny_ones_kept() -> None:
     small, large = zmq.Frame(b"x" * 100), zmq.Frame(b"y" * SHARED_BUFFER_BYTES)
     copied = own_memory(small)
     assert copied is not small and copied.bytes == small.bytes
     assert own_memory(large) is large
+    tiny = zmq.Frame(b"z" * (INLINE_BYTES - 1))  # libzmq holds it in the message itself
+    assert own_memory(tiny) is tiny
 
 
 def first_ping_ttl_ms(peer: ZmtpPeer) -> int:
