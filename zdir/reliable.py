@@ -43,10 +43,13 @@ _peer_log = RateLimitedLog(log)  # what a peer can make us say over and over
 
 # ZMTP liveness on every zdir socket (docs/protocol.md, "Liveness"): a peer that sends
 # nothing, not even a heartbeat, for HEARTBEAT_TIMEOUT is dead, so a frozen process or
-# a cut link is known within about HEARTBEAT_IVL + HEARTBEAT_TIMEOUT (2 s).
+# a cut link is known within about HEARTBEAT_IVL + HEARTBEAT_TIMEOUT (2 s). A node with
+# more than HEARTBEATS_PER_S / 2 upstreams spaces its heartbeats out (heartbeat_ivl_ms).
 HEARTBEAT_IVL_MS = 500
 HEARTBEAT_TIMEOUT_MS = 1500
-HANDSHAKE_TIMEOUT_MS = 2000  # a connected peer that never completes the handshake
+HEARTBEATS_PER_S = 500  # pings a second over all of one node's links, at most
+# A connected peer that never completes the handshake: silent as long as a dead one.
+HANDSHAKE_TIMEOUT_MS = HEARTBEAT_TIMEOUT_MS
 CONNECT_TIMEOUT_MS = 2000  # a TCP connect that is neither accepted nor refused
 RECONNECT_IVL_MS = 100  # libzmq retries a connection after this, doubling ...
 RECONNECT_IVL_MAX_MS = 500  # ... up to this: the longest a call waits for a verdict
@@ -57,6 +60,12 @@ HANDSHAKE_RETRY_AFTER = 10.0  # seconds before a refused handshake is tried agai
 FRAME_COST = 4096
 REOPEN_AFTER = 1.0  # seconds before a link that could not open a socket tries again
 READ_BATCH = 64  # replies read from one link before the loop looks at its other sockets
+# libzmq decodes frames smaller than its receive batch (ZMQ_IN_BATCH_SIZE, 8 KiB) in place,
+# in one buffer shared with the frames around them: a frame kept pins all of it (about
+# 18 KiB with its counters), and a node keeps a reply from each of its upstreams. Frames
+# under 33 bytes (msg_t's max_vsm_size) are copied into the message by libzmq itself.
+SHARED_BUFFER_BYTES = 8192
+INLINE_BYTES = 33
 
 SocketSetup = Callable[[zmq.Socket], None]
 
@@ -80,12 +89,33 @@ def watch(sock: zmq.Socket, events: int) -> zmq.Socket:
     return monitor
 
 
-def tune(sock: zmq.Socket) -> None:
-    """The liveness options every zdir socket carries, listening sockets included."""
+def heartbeat_ivl_ms(links: int) -> int:
+    """The heartbeat interval of each of ``links`` links held by one node.
+
+    Pings and pongs cost the I/O threads of both ends: 1,000 links at 500 ms took 6 %
+    of a core on the node and 3 % on the peers, idle (benchmarks/README.md, "Fleet").
+    So a node's links send at most HEARTBEATS_PER_S pings a second together: up to
+    250 links keep HEARTBEAT_IVL_MS; beyond, a frozen peer is noticed later.
+    """
+    return max(HEARTBEAT_IVL_MS, links * 1000 // HEARTBEATS_PER_S)
+
+
+def own_memory(frame: zmq.Frame) -> zmq.Frame:
+    """``frame``, copied out of libzmq's shared receive buffer if it may be in one
+    (SHARED_BUFFER_BYTES): 1,000 upstreams' chunks of a few KiB pinned 18 MiB."""
+    if INLINE_BYTES <= len(frame) < SHARED_BUFFER_BYTES:
+        return zmq.Frame(frame.bytes)
+    return frame
+
+
+def tune(sock: zmq.Socket, heartbeat_ms: int = HEARTBEAT_IVL_MS) -> None:
+    """The liveness options every zdir socket carries, listening sockets included;
+    the heartbeat timeout keeps its ratio to the interval (three of them)."""
+    timeout_ms = heartbeat_ms * HEARTBEAT_TIMEOUT_MS // HEARTBEAT_IVL_MS
     sock.linger = 0
-    sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_IVL_MS)
-    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
-    sock.setsockopt(zmq.HEARTBEAT_TTL, HEARTBEAT_TIMEOUT_MS)
+    sock.setsockopt(zmq.HEARTBEAT_IVL, heartbeat_ms)
+    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, timeout_ms)
+    sock.setsockopt(zmq.HEARTBEAT_TTL, timeout_ms)
     sock.setsockopt(zmq.HANDSHAKE_IVL, HANDSHAKE_TIMEOUT_MS)
 
 
@@ -174,9 +204,11 @@ class Link:
     """One connection to one peer (a DEALER speaking REQ's envelope) and its calls."""
 
     def __init__(self, context: zmq.Context, endpoint: str, *, name: Optional[str] = None,
-                 setup: Optional[SocketSetup] = None, max_reply_bytes: int) -> None:
+                 setup: Optional[SocketSetup] = None, max_reply_bytes: int,
+                 heartbeat_ms: int = HEARTBEAT_IVL_MS) -> None:
         self.context = context
         self.endpoint = endpoint
+        self.heartbeat_ms = heartbeat_ms  # see heartbeat_ivl_ms
         self.name = name or endpoint  # replaced by the peer's own name once it has answered
         self.behind = 0  # sources in the peer's last reply: itself and all behind it
         self.setup = setup
@@ -205,7 +237,7 @@ class Link:
         sock = monitor = None
         try:
             sock = self.context.socket(zmq.DEALER)
-            tune(sock)
+            tune(sock, self.heartbeat_ms)
             sock.setsockopt(zmq.IMMEDIATE, 1)  # queue nothing for a connection not yet made
             # Calls in flight are bounded by the caller (a node's queue, the client's one
             # call), so a send to a live connection never has to wait; one frame over the
@@ -425,7 +457,7 @@ class Link:
                     f"a reply was larger than --max-reply-bytes ({limit} MiB, counting each "
                     f"frame as at least {FRAME_COST} bytes)"))
             if call is not None:
-                chunks.append(frame)
+                chunks.append(own_memory(frame))
         if call is None:  # a late reply to a call we gave up on: dropped
             return []
         del self.in_flight[call.id]

@@ -34,21 +34,28 @@ NO_TIME_LEFT = "the request's deadline had passed when it reached this node"
 class Upstreams(_Base):
     """The methods of ``Node`` that keep its upstream links and talk over them."""
 
+    _heartbeat_ms = reliable.HEARTBEAT_IVL_MS  # set by _wanted_upstreams
+
     def reload(self) -> None:
         """Re-read the upstreams file soon (from a signal handler: the loop does the work)."""
         self._reload = True
 
     def _wanted_upstreams(self) -> List[config.Upstream]:
+        """Every upstream to link to; their number sets the links' heartbeat interval."""
         wanted = list(self.cfg.upstreams)
         if self.cfg.upstreams_file:
             known = {u.endpoint for u in wanted}
             wanted += [u for u in config.read_upstreams(self.cfg.upstreams_file)
                        if u.endpoint not in known]
+        self._heartbeat_ms = reliable.heartbeat_ivl_ms(len(wanted))
         return wanted
 
     def _link(self, upstream: config.Upstream) -> Link:
+        """A link to ``upstream``, its heartbeats spaced as ``_wanted_upstreams`` last said
+        (links kept over a SIGHUP keep the interval they were made with)."""
         link = Link(self.context, upstream.endpoint, name=upstream.name,
-                    setup=self.cfg.upstream_setup, max_reply_bytes=self.cfg.max_reply_bytes)
+                    setup=self.cfg.upstream_setup, max_reply_bytes=self.cfg.max_reply_bytes,
+                    heartbeat_ms=self._heartbeat_ms)
         self.exchange.add(link)
         return link
 
