@@ -366,11 +366,7 @@ class Node(PagedListings, Upstreams):
         if request.paged:
             return self._start_page(pending, peer)
         options = self._options(request)
-        cached = self.cache.lookup(tuple(split_path(request.path)), options)
-        if cached is not None:  # exact, and found with no file-system call: no worker
-            pending.own = (SourceStatus(self.cfg.name, True, entries=cached.entries,
-                                        elapsed_ms=_ms_since(pending.arrived)),
-                           list(cached.chunks))
+        if self._kept(pending, options):
             return True
         key = (protocol.name_from_wire(request.path), *options)
         walk = workers.find(key)
@@ -386,6 +382,17 @@ class Node(PagedListings, Upstreams):
         walk.waiters += 1
         pending.walk = walk
         self._walk_waiters.setdefault(walk.token, []).append(pending)
+        return True
+
+    def _kept(self, pending: Pending, options: Options, limit: Optional[int] = None) -> bool:
+        """The own part from an exact kept listing of at most ``limit`` entries, if there is
+        one: found with no file-system call, so the loop serves it, with no worker."""
+        cached = self.cache.lookup(tuple(split_path(pending.request.path)), options)
+        if cached is None or (limit is not None and cached.entries > limit):
+            return False
+        pending.own = (SourceStatus(self.cfg.name, True, entries=cached.entries,
+                                    elapsed_ms=_ms_since(pending.arrived)), list(cached.chunks))
+        pending.position = (None, None, True)  # paged: the whole listing, in this page
         return True
 
     def _options(self, request: protocol.Request) -> Options:

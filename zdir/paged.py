@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, FrozenSet, List, Optional, Tuple
 from . import protocol
 from .ahead import past_horizon
 from .cursors import Cursor, Page
-from .lister import order_key
+from .lister import Options, order_key
 from .protocol import ErrorCode, SourceStatus, error_dict
 from .walks import Walk
 
@@ -40,6 +40,8 @@ class PagedListings(_Base):
             return True
         after = token.after if token is not None else None
         options = self._options(request)._replace(after=())
+        if token is None and self._first_page_kept(pending, options):
+            return True  # small, and kept: one page, from memory
         key = (protocol.name_from_wire(request.path), *options)
         mine = token is not None and token.node_id == self.node_id
         asked = token.cursor if mine else None  # type: ignore[union-attr]
@@ -76,6 +78,17 @@ class PagedListings(_Base):
         pending.walk = walk
         self._walk_waiters.setdefault(walk.token, []).append(pending)
         return True
+
+    def _first_page_kept(self, pending: Pending, options: Options) -> bool:
+        """The whole listing in one first page, from an exact kept listing that fits in it.
+
+        Kept by an unpaged listing (whole, unless it stopped at ``--max-entries``) or
+        by a paged one that ended in its first page: their frames differ, not entries.
+        """
+        limit = min(options.page_entries, self.cfg.max_entries - 1)
+        whole = self._options(pending.request._replace(page_entries=None, page_ms=None,
+                                                       token=None, horizon=None))
+        return self._kept(pending, whole, limit) or self._kept(pending, options, limit)
 
     def _page_job(self, cursor: Cursor, request: protocol.Request, peer: bytes) -> None:
         walk = Walk(("page", cursor.id, os.urandom(4)), request, peer, os.urandom(8))

@@ -306,6 +306,8 @@ def test_a_kept_listing_is_served_while_the_one_worker_hangs_until_it_changes(
             listing, took = timed(lambda: client.list("plain"))
             assert listing.complete and took < PROMPT, (listing.sources, took)
             assert {e.name: e.size for e in listing.entries} == {"p1": 1, "p2": 1}
+            paged = client.stream("plain", page_entries=10)  # as the zdir command asks
+            assert [e.name for e in paged] == ["p1", "p2"] and paged.header.token is None
             (root / "plain" / "p1").write_text("longer")
             late = client.list("plain")  # must not be the kept one: it waits for a worker
             assert not late.complete and "no worker was free" in late.failed[0].error["message"]

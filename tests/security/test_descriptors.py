@@ -65,7 +65,7 @@ def test_the_soft_limit_is_raised_and_a_greeting_flood_does_not_lock_clients_out
         known.send_multipart([b"", msgpack.packb({"v": 1, "op": "ping", "id": b"known"},
                                                  use_bin_type=True)])
         assert known.poll(5000), "a connected client was locked out"
-        # The handshake timeout (2 s) frees every half-open connection's descriptor.
+        # The handshake timeout (1.5 s) frees every half-open connection's descriptor.
         assert wait_until(lambda: run_client("--server", b.endpoint,
                                              "--timeout", "5").returncode == 0, timeout=20)
         assert cpu_seconds(b.pid) - before < 2.0, "the node spun while out of descriptors"
