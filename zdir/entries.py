@@ -8,7 +8,8 @@ chunks arrive, and makes an ``Entry`` only when one is asked for. Pure: no socke
 from __future__ import annotations
 
 from itertools import repeat
-from typing import Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Iterable, Iterator, List, NamedTuple, Optional, Sequence
+from typing import Tuple, Union
 from typing import overload
 
 from .protocol import ENTRY_TYPES, TYPE_LETTERS, Chunk, name_from_wire
@@ -134,14 +135,16 @@ class Entries(Sequence[Entry]):
         return map(Entry, self.names, map(ENTRY_TYPES.__getitem__, self.types), *stats,
                    self.sources, repeat(None) if self.targets is None else self.targets)
 
-    def sort(self, *, reverse: bool = False) -> None:
-        """Order by name (code points), in place; equal names keep their sources' order.
+    def sort(self, *, key: Optional[Callable[[str], Any]] = None, reverse: bool = False) -> None:
+        """Order by name (code points; or by ``key`` of the name), in place; equal names
+        keep their sources' order.
 
         Sorts a permutation once, then rearranges each column with it. The chunks
         arrive sorted (each node sorts its own), so this merges runs.
         """
         names = self.names
-        order = sorted(range(len(names)), key=names.__getitem__)
+        keys = names if key is None else list(map(key, names))
+        order = sorted(range(len(names)), key=keys.__getitem__)
         if reverse:
             order.reverse()
         self.names = list(map(names.__getitem__, order))

@@ -14,12 +14,10 @@ is more than one page ahead of what has been given out.
 
 from __future__ import annotations
 
-import heapq
 from bisect import bisect_right
-from itertools import islice
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Tuple
 
-from .entries import BATCH_ENTRIES, Entries, Entry
+from .entries import Entries, Entry
 from .lister import order_key
 from .protocol import Name, SourceStatus, name_from_wire
 
@@ -179,20 +177,21 @@ class Pages:
         return taken
 
     def _merge(self, ready: List[Tuple[int, List[Entries]]]) -> Iterator[Entries]:
-        """Several sources' entries in order; equal names in the sources' order."""
-        key = self._key
+        """Several sources' entries in order; equal names in the sources' order.
 
-        def keyed(rank: int, batches: List[Entries]) -> Iterator[Tuple[Any, int, Entry]]:
+        One stable sort of the sources' runs laid end to end, in rank order: Timsort
+        finds the runs and merges them in C, where a heap of a thousand sources' runs
+        (a fleet) cost the client a second per hundred thousand entries.
+        """
+        merged = Entries([], "", None, None, None, [])
+        types = []
+        for _, batches in sorted(ready, key=lambda pair: pair[0]):
             for batch in batches:
-                for entry in batch:
-                    yield key(entry.name), rank, entry
-
-        merged = heapq.merge(*(keyed(rank, batches) for rank, batches in ready))
-        while True:
-            rows = [entry for _, _, entry in islice(merged, BATCH_ENTRIES)]
-            if not rows:
-                return
-            yield Entries.from_entries(rows)
+                types.append(batch.types)
+                merged._extend(batch)
+        merged.types = "".join(types)
+        merged.sort(key=None if self._key is _name_key else self._key)
+        yield from merged.batches()
 
     def __iter__(self) -> Iterator[Entry]:
         for batch in self.batches():
