@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Dict, List, NamedTuple, Optional, Sequence, Tu
 
 import zmq
 
-from . import __version__, config, protocol, reliable
+from . import __version__, config, protocol, reliable, tokens
 from .ahead import PagesAhead
 from .cache import ListingCache
 from .cursors import Cursor, Cursors
@@ -103,7 +103,7 @@ class Pending:
         self.calls: List[Call] = []
         # Paged requests: the token they came with, the cursor serving the own part,
         # and the own part's position after this page: (cursor id, last name, finished).
-        self.token: Optional[protocol.Token] = None
+        self.token: Optional[tokens.Token] = None
         self.cursor: Optional[Cursor] = None
         self.position: Tuple[Optional[bytes], Optional[protocol.Name], bool] = (None, None, False)
 
@@ -319,7 +319,7 @@ class Node(PagedListings, Upstreams):
         pending = Pending(envelope, request, now, now + budget - reply_margin(budget))
         if request.op == "list" and request.token is not None:
             try:
-                pending.token = protocol.decode_token(request.token, request.path)
+                pending.token = tokens.decode_token(request.token, request.path)
             except ProtocolError as exc:
                 self._log_refusal(request, exc.code, now)
                 self._send(envelope, protocol.error_reply(request.id, request.op, exc.code,

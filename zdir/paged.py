@@ -13,7 +13,7 @@ import os
 import time
 from typing import TYPE_CHECKING, FrozenSet, List, Optional, Tuple
 
-from . import protocol
+from . import protocol, tokens
 from .ahead import past_horizon
 from .cursors import Cursor, Page
 from .lister import Options, order_key
@@ -51,8 +51,8 @@ class PagedListings(_Base):
         if past_horizon(after, request.horizon):
             # Past the client's horizon: another source must catch up first.
             kept = cursor.id if cursor is not None else None
-            own = protocol.Token(request.path, self.node_id, kept, after)
-            status = SourceStatus(name, True, next=protocol.encode_token(own), last=after)
+            own = tokens.Token(request.path, self.node_id, kept, after)
+            status = SourceStatus(name, True, next=tokens.encode_token(own), last=after)
             pending.own, pending.position = (status, []), (kept, after, False)
             return True
         if cursor is None:
@@ -107,8 +107,8 @@ class PagedListings(_Base):
             status = (cursor.status or SourceStatus(name, True))._replace(next=None)
             pending.position = (None, cursor.sent, True)
         else:
-            own = protocol.Token(pending.request.path, self.node_id, cursor.id, cursor.sent)
-            status = SourceStatus(name, True, next=protocol.encode_token(own))
+            own = tokens.Token(pending.request.path, self.node_id, cursor.id, cursor.sent)
+            status = SourceStatus(name, True, next=tokens.encode_token(own))
             pending.position = (cursor.id, cursor.sent, False)
         pending.own = (status._replace(entries=page.entries, last=cursor.sent,
                                        elapsed_ms=_ms_since(pending.arrived)), page.frames)
@@ -192,7 +192,7 @@ class PagedListings(_Base):
         while True:
             if done and not upstreams:
                 return None, frozenset(cut)
-            token = protocol.encode_token(protocol.Token(
+            token = tokens.encode_token(tokens.Token(
                 pending.request.path, self.node_id, cursor_id, after, done, tuple(upstreams)))
             excess = len(token) - protocol.MAX_TOKEN_BYTES
             if excess <= 0 or not upstreams:

@@ -12,7 +12,7 @@ import logging
 import os
 from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
-from . import ahead, config, protocol, reliable
+from . import ahead, config, protocol, reliable, tokens
 from .errors import ProtocolError, UsageError
 from .protocol import ErrorCode, SourceStatus, error_dict
 from .reliable import Call, Link
@@ -146,7 +146,7 @@ class Upstreams(_Base):
         request = pending.request
         if reply.token is None or len(request.trail) >= protocol.MAX_TRAIL:
             return
-        carried = dict(protocol.decode_token(reply.token, request.path).upstreams)
+        carried = dict(tokens.decode_token(reply.token, request.path).upstreams)
         budget = pending.deadline - pending.arrived  # as much time as this page had
         onward = self._onward(request, max(1, int(budget * 1000)))
         # Merged in order (the client sends a horizon): the one it will send next.

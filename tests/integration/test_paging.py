@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import unused_tcp_endpoint
-from zdir import protocol
+from zdir import tokens
 from zdir.client import Client
 from zdir.errors import Refused
 from zdir.lister import order_key
@@ -211,7 +211,7 @@ def test_a_forged_position_never_leaves_the_root(cluster, tmp_path):
     b = cluster.b(root)
     with Client(b.endpoint, timeout=10) as client:
         for after in ("../secret", "/etc/passwd", "d/../../secret", "c"):
-            forged = protocol.encode_token(protocol.Token("", "", None, after))
+            forged = tokens.encode_token(tokens.Token("", "", None, after))
             names = pages_by_hand(client, 100, recursive=True, token=forged)
             assert set(names) <= {"d", "d/x"}
 
@@ -274,7 +274,7 @@ def test_the_worked_example_of_the_protocol_document(cluster, tmp_path):
             if header.token is None:
                 break
             assert upstream.name == "B" and upstream.next is not None
-            decoded = protocol.decode_token(header.token, "")
+            decoded = tokens.decode_token(header.token, "")
             assert decoded.done and [ep for ep, _ in decoded.upstreams] == [b.endpoint]
             token, horizon = header.token, upstream.last
     assert seen == [["a", "a/x"], ["a/y", "a-b"], ["b"]]

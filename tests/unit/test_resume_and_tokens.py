@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zdir import protocol
+from zdir import protocol, tokens
 from zdir.errors import RemoteProtocolError
 from zdir.lister import DirListing, Options, order_key
-from zdir.protocol import Token
+from zdir.tokens import Token
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -81,12 +81,12 @@ def test_page_cuts_concatenate_to_the_whole_listing(tree, page):
 
 
 def token(**fields) -> bytes:
-    return protocol.encode_token(Token(**{"path": "docs", **fields}))
+    return tokens.encode_token(Token(**{"path": "docs", **fields}))
 
 
 def test_a_token_round_trips():
     made = Token("docs", "b-123", b"12345678", "x/y", False, (("tcp://h:1", b"inner"),))
-    assert protocol.decode_token(protocol.encode_token(made), "docs") == made
+    assert tokens.decode_token(tokens.encode_token(made), "docs") == made
 
 
 @pytest.mark.parametrize("raw, words", [
@@ -108,7 +108,7 @@ def test_a_token_round_trips():
 ])
 def test_a_forged_token_is_the_senders_fault(raw, words):
     with pytest.raises(RemoteProtocolError) as caught:
-        protocol.decode_token(raw, "docs")
+        tokens.decode_token(raw, "docs")
     assert caught.value.code == "bad_request"
     assert words in caught.value.message
 
@@ -117,7 +117,7 @@ def test_a_forged_token_is_the_senders_fault(raw, words):
 @given(st.binary(min_size=1, max_size=200))
 def test_random_bytes_are_never_more_than_a_bad_request(raw):
     try:
-        decoded = protocol.decode_token(raw, "docs")
+        decoded = tokens.decode_token(raw, "docs")
     except RemoteProtocolError as exc:
         assert exc.code == "bad_request"
     else:
