@@ -30,12 +30,13 @@ import zmq
 from . import __version__, config, protocol, reliable, tokens
 from .ahead import PagesAhead
 from .cache import ListingCache
-from .cursors import Cursor, Cursors
+from .cursors import Cursors
 from .errors import ListingError, ProtocolError, RemoteProtocolError, UsageError
 from .lister import DEFAULT_CHUNK_ENTRIES, DEFAULT_MAX_DEPTH, DEFAULT_MAX_ENTRIES
 from .lister import Options, split_path
 from .lograte import RateLimitedLog
 from .paged import PagedListings, cut_off
+from .pending import Pending, envelope_and_body, reply_margin
 from .protocol import ErrorCode, ReplyHeader, SourceStatus, error_dict
 from .exchange import Exchange
 from .reliable import Call, Link, SocketSetup
@@ -78,38 +79,6 @@ class NodeConfig(NamedTuple):
     stat_ttl: float = config.STAT_TTL
     curve_server: Optional["CurveServer"] = None  # CURVE and ZAP on the listening socket
     upstream_setup: Optional[SocketSetup] = None  # CURVE on the upstream sockets
-
-
-def reply_margin(budget: float) -> float:
-    """Time kept back from a request's deadline to build and send its reply (a partial
-    reply of many entries takes a while to cross a loaded machine or network)."""
-    return min(1.0, 0.1 * budget)
-
-
-class Pending:
-    """A request being served: its own part (a walk, or a status), and one call per upstream."""
-
-    __slots__ = ("envelope", "request", "arrived", "deadline", "own", "walk", "calls",
-                 "token", "cursor", "position")
-
-    def __init__(self, envelope: list, request: protocol.Request, arrived: float,
-                 deadline: float) -> None:
-        self.envelope = envelope
-        self.request = request
-        self.arrived = arrived
-        self.deadline = deadline
-        self.own: Optional[Tuple[SourceStatus, List[bytes]]] = None
-        self.walk: Optional[Walk] = None
-        self.calls: List[Call] = []
-        # Paged requests: the token they came with, the cursor serving the own part,
-        # and the own part's position after this page: (cursor id, last name, finished).
-        self.token: Optional[tokens.Token] = None
-        self.cursor: Optional[Cursor] = None
-        self.position: Tuple[Optional[bytes], Optional[protocol.Name], bool] = (None, None, False)
-
-    @property
-    def complete(self) -> bool:
-        return self.own is not None and all(call.done for call in self.calls)
 
 
 class Node(PagedListings, Upstreams):
@@ -282,7 +251,7 @@ class Node(PagedListings, Upstreams):
             except zmq.ContextTerminated:
                 raise
             except Exception as exc:  # a bug: this request is answered, the node goes on
-                self._internal_error(_envelope_and_body(frames)[0], None, "", exc)
+                self._internal_error(envelope_and_body(frames)[0], None, "", exc)
 
     def _internal_error(self, envelope: list, request_id: Optional[bytes], op: str,
                         exc: Exception) -> None:
@@ -296,7 +265,7 @@ class Node(PagedListings, Upstreams):
 
     def _accept(self, frames: List[bytes], now: float) -> None:
         """Route one message: refuse it, answer it, or start serving it."""
-        envelope, body = _envelope_and_body(frames)
+        envelope, body = envelope_and_body(frames)
         try:
             request = protocol.decode_request(body)
             if not envelope or envelope[-1] != b"":
@@ -537,23 +506,3 @@ def _descriptor_limit() -> str:
     except ImportError:
         return "unknown"
     return str(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
-
-
-def _envelope_and_body(frames: List[bytes]) -> Tuple[list, list]:
-    """Split as REP does: every frame up to the first empty one is the return address.
-
-    A DEALER that skipped the empty delimiter is answered in its own framing: its
-    identity frame alone, then the reply.
-    """
-    delimiter = _delimiter_index(frames)
-    if delimiter is None:
-        return frames[:1], frames[1:]
-    return frames[:delimiter + 1], frames[delimiter + 1:]
-
-
-def _delimiter_index(frames: List[bytes]) -> Optional[int]:
-    """Where REP would find the end of the return address: the first empty frame."""
-    for index, frame in enumerate(frames):
-        if not frame:
-            return index
-    return None
