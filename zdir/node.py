@@ -23,29 +23,29 @@ import struct
 import threading
 import time
 import uuid
-from typing import TYPE_CHECKING, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 import zmq
 
-from . import __version__, config, protocol, reliable, tokens
+from . import __version__, protocol, reliable, tokens
 from .ahead import PagesAhead
 from .cache import ListingCache
 from .cursors import Cursors
 from .errors import ListingError, ProtocolError, RemoteProtocolError, UsageError
-from .lister import DEFAULT_CHUNK_ENTRIES, DEFAULT_MAX_DEPTH, DEFAULT_MAX_ENTRIES
 from .lister import Options, split_path
 from .lograte import RateLimitedLog
+from .nodeconfig import NodeConfig
 from .paged import PagedListings, cut_off
 from .pending import Pending, envelope_and_body, reply_margin
 from .protocol import ErrorCode, ReplyHeader, SourceStatus, error_dict
 from .exchange import Exchange
-from .reliable import Call, Link, SocketSetup
+from .reliable import Call, Link
 from .sourcenames import SourceNames
 from .upstreams import NO_TIME_LEFT, Upstreams, sockets_needed
 from .walks import ASKED_BY_CLIENT, Walk, Workers
 
 if TYPE_CHECKING:  # keys imports zmq.auth, which only CURVE deployments need
-    from .keys import CurveServer, Gatekeeper
+    from .keys import Gatekeeper
 
 log = logging.getLogger(__name__)
 _peer_log = RateLimitedLog(log)  # what peers can make us say over and over
@@ -56,29 +56,6 @@ RECEIVE_BATCH = 256  # requests read per wake-up before the loop looks at its ot
 PAGED_LISTING_LIMIT = 1 << 62  # entries in a whole paged listing: none to speak of
 ACCEPT_LOG_INTERVAL = 60.0  # seconds between two log lines about running out of descriptors
 _EVENTS, _POLLIN, _SNDMORE = int(zmq.EVENTS), int(zmq.POLLIN), int(zmq.SNDMORE)
-
-
-class NodeConfig(NamedTuple):
-    """Everything a node needs; built from flags by ``server.main``, or directly by tests."""
-
-    name: str
-    root: str
-    bind: str
-    upstreams: Tuple[config.Upstream, ...] = ()  # from --upstream
-    upstreams_file: Optional[str] = None  # more of them, read at start and on SIGHUP
-    workers: int = config.WORKERS
-    upstream_timeout: float = config.UPSTREAM_TIMEOUT
-    upstream_retries: int = config.UPSTREAM_RETRIES
-    max_pending: int = config.MAX_PENDING
-    max_request_bytes: int = config.MAX_REQUEST_BYTES
-    max_reply_bytes: int = config.MAX_REPLY_BYTES
-    max_entries: int = DEFAULT_MAX_ENTRIES
-    max_depth: int = DEFAULT_MAX_DEPTH
-    chunk_entries: int = DEFAULT_CHUNK_ENTRIES
-    cache_bytes: int = config.CACHE_MB << 20
-    stat_ttl: float = config.STAT_TTL
-    curve_server: Optional["CurveServer"] = None  # CURVE and ZAP on the listening socket
-    upstream_setup: Optional[SocketSetup] = None  # CURVE on the upstream sockets
 
 
 class Node(PagedListings, Upstreams):

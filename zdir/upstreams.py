@@ -19,7 +19,8 @@ from .reliable import Call, Link
 from .walks import MAX_THREADS_FACTOR
 
 if TYPE_CHECKING:
-    from .node import Node, NodeConfig
+    from .node import Node
+    from .nodeconfig import NodeConfig
     from .pending import Pending
 
     _Base = Node
