@@ -137,7 +137,7 @@ class ListingCache:
         # Kept listings by path: (parts, shape) -> (key, watches of the directories above).
         self._paths: Dict[Hashable, Tuple[Hashable, Tuple[int, ...]]] = {}
         self._path_users: Dict[int, Set[Hashable]] = {}  # watch -> path entries relying on it
-        self._mountinfo = _MountChanges() if self._inotify is not None else None
+        self._mountinfo = watch.MountChanges() if self._inotify is not None else None
 
     @property
     def exact(self) -> bool:
@@ -352,7 +352,7 @@ class ListingCache:
             plan = _Plan(entry, (0, 0, 0, 0), False)
             plan.epoch = self._epoch
             if all(self._watch(plan, os.fsencode(directory), _ABOVE_FLAGS, _ABOVE)
-                   for directory in _directories_above(listing.path)):
+                   for directory in watch.directories_above(listing.path)):
                 try:
                     info = os.stat(listing.path, follow_symlinks=False)
                 except OSError:
@@ -497,53 +497,4 @@ class ListingCache:
 # same directory may be a kept listing too, whose watch needs every change.
 _ABOVE = (watch.IN_CREATE | watch.IN_DELETE | watch.IN_MOVED_FROM | watch.IN_MOVED_TO
           | watch.IN_DELETE_SELF | watch.IN_MOVE_SELF | watch.IN_ATTRIB)
-_IN_MASK_ADD = 0x20000000  # inotify(7)
-_ABOVE_FLAGS = watch.IN_ONLYDIR | watch.IN_DONT_FOLLOW | _IN_MASK_ADD  # never a symlink
-
-
-def _directories_above(path: str) -> List[str]:
-    """Every directory above an absolute PATH, from the top down: what a lookup by
-    that path goes through."""
-    found = []
-    parent = os.path.dirname(path)
-    while not found or found[-1] != parent:
-        found.append(parent)
-        parent = os.path.dirname(parent)
-    return found[::-1]
-
-
-class _MountChanges:
-    """Whether the mount table changed since last asked: ``/proc/self/mountinfo`` polls
-    ``POLLPRI`` until it is read again. Where that cannot be had, it always did."""
-
-    def __init__(self) -> None:
-        self._poll: Optional[select.poll] = None
-        self._file = None
-        try:
-            self._file = open(watch.MOUNTINFO, "rb")  # noqa: SIM115 (kept open to be polled)
-        except OSError:
-            return
-        try:
-            self._file.read()
-            self._poll = select.poll()
-            self._poll.register(self._file, select.POLLPRI | select.POLLERR)
-        except (OSError, AttributeError):
-            self.close()
-
-    def changed(self) -> bool:
-        if self._poll is None:
-            return True
-        if not self._poll.poll(0):
-            return False
-        try:
-            self._file.seek(0)  # type: ignore[union-attr]
-            self._file.read()  # type: ignore[union-attr]  # asked again from here
-        except OSError:
-            self.close()
-        return True
-
-    def close(self) -> None:
-        self._poll = None
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+_ABOVE_FLAGS = watch.IN_ONLYDIR | watch.IN_DONT_FOLLOW | watch.IN_MASK_ADD  # never a symlink

@@ -23,28 +23,29 @@ import struct
 import threading
 import time
 import uuid
-from typing import TYPE_CHECKING, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 import zmq
 
-from . import __version__, config, protocol, reliable, tokens
+from . import __version__, protocol, reliable, tokens
 from .ahead import PagesAhead
 from .cache import ListingCache
-from .cursors import Cursor, Cursors
+from .cursors import Cursors
 from .errors import ListingError, ProtocolError, RemoteProtocolError, UsageError
-from .lister import DEFAULT_CHUNK_ENTRIES, DEFAULT_MAX_DEPTH, DEFAULT_MAX_ENTRIES
 from .lister import Options, split_path
 from .lograte import RateLimitedLog
+from .nodeconfig import NodeConfig
 from .paged import PagedListings, cut_off
+from .pending import Pending, envelope_and_body, reply_margin
 from .protocol import ErrorCode, ReplyHeader, SourceStatus, error_dict
 from .exchange import Exchange
-from .reliable import Call, Link, SocketSetup
+from .reliable import Call, Link
 from .sourcenames import SourceNames
 from .upstreams import NO_TIME_LEFT, Upstreams, sockets_needed
 from .walks import ASKED_BY_CLIENT, Walk, Workers
 
 if TYPE_CHECKING:  # keys imports zmq.auth, which only CURVE deployments need
-    from .keys import CurveServer, Gatekeeper
+    from .keys import Gatekeeper
 
 log = logging.getLogger(__name__)
 _peer_log = RateLimitedLog(log)  # what peers can make us say over and over
@@ -55,61 +56,6 @@ RECEIVE_BATCH = 256  # requests read per wake-up before the loop looks at its ot
 PAGED_LISTING_LIMIT = 1 << 62  # entries in a whole paged listing: none to speak of
 ACCEPT_LOG_INTERVAL = 60.0  # seconds between two log lines about running out of descriptors
 _EVENTS, _POLLIN, _SNDMORE = int(zmq.EVENTS), int(zmq.POLLIN), int(zmq.SNDMORE)
-
-
-class NodeConfig(NamedTuple):
-    """Everything a node needs; built from flags by ``server.main``, or directly by tests."""
-
-    name: str
-    root: str
-    bind: str
-    upstreams: Tuple[config.Upstream, ...] = ()  # from --upstream
-    upstreams_file: Optional[str] = None  # more of them, read at start and on SIGHUP
-    workers: int = config.WORKERS
-    upstream_timeout: float = config.UPSTREAM_TIMEOUT
-    upstream_retries: int = config.UPSTREAM_RETRIES
-    max_pending: int = config.MAX_PENDING
-    max_request_bytes: int = config.MAX_REQUEST_BYTES
-    max_reply_bytes: int = config.MAX_REPLY_BYTES
-    max_entries: int = DEFAULT_MAX_ENTRIES
-    max_depth: int = DEFAULT_MAX_DEPTH
-    chunk_entries: int = DEFAULT_CHUNK_ENTRIES
-    cache_bytes: int = config.CACHE_MB << 20
-    stat_ttl: float = config.STAT_TTL
-    curve_server: Optional["CurveServer"] = None  # CURVE and ZAP on the listening socket
-    upstream_setup: Optional[SocketSetup] = None  # CURVE on the upstream sockets
-
-
-def reply_margin(budget: float) -> float:
-    """Time kept back from a request's deadline to build and send its reply (a partial
-    reply of many entries takes a while to cross a loaded machine or network)."""
-    return min(1.0, 0.1 * budget)
-
-
-class Pending:
-    """A request being served: its own part (a walk, or a status), and one call per upstream."""
-
-    __slots__ = ("envelope", "request", "arrived", "deadline", "own", "walk", "calls",
-                 "token", "cursor", "position")
-
-    def __init__(self, envelope: list, request: protocol.Request, arrived: float,
-                 deadline: float) -> None:
-        self.envelope = envelope
-        self.request = request
-        self.arrived = arrived
-        self.deadline = deadline
-        self.own: Optional[Tuple[SourceStatus, List[bytes]]] = None
-        self.walk: Optional[Walk] = None
-        self.calls: List[Call] = []
-        # Paged requests: the token they came with, the cursor serving the own part,
-        # and the own part's position after this page: (cursor id, last name, finished).
-        self.token: Optional[tokens.Token] = None
-        self.cursor: Optional[Cursor] = None
-        self.position: Tuple[Optional[bytes], Optional[protocol.Name], bool] = (None, None, False)
-
-    @property
-    def complete(self) -> bool:
-        return self.own is not None and all(call.done for call in self.calls)
 
 
 class Node(PagedListings, Upstreams):
@@ -282,7 +228,7 @@ class Node(PagedListings, Upstreams):
             except zmq.ContextTerminated:
                 raise
             except Exception as exc:  # a bug: this request is answered, the node goes on
-                self._internal_error(_envelope_and_body(frames)[0], None, "", exc)
+                self._internal_error(envelope_and_body(frames)[0], None, "", exc)
 
     def _internal_error(self, envelope: list, request_id: Optional[bytes], op: str,
                         exc: Exception) -> None:
@@ -296,7 +242,7 @@ class Node(PagedListings, Upstreams):
 
     def _accept(self, frames: List[bytes], now: float) -> None:
         """Route one message: refuse it, answer it, or start serving it."""
-        envelope, body = _envelope_and_body(frames)
+        envelope, body = envelope_and_body(frames)
         try:
             request = protocol.decode_request(body)
             if not envelope or envelope[-1] != b"":
@@ -537,23 +483,3 @@ def _descriptor_limit() -> str:
     except ImportError:
         return "unknown"
     return str(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
-
-
-def _envelope_and_body(frames: List[bytes]) -> Tuple[list, list]:
-    """Split as REP does: every frame up to the first empty one is the return address.
-
-    A DEALER that skipped the empty delimiter is answered in its own framing: its
-    identity frame alone, then the reply.
-    """
-    delimiter = _delimiter_index(frames)
-    if delimiter is None:
-        return frames[:1], frames[1:]
-    return frames[:delimiter + 1], frames[delimiter + 1:]
-
-
-def _delimiter_index(frames: List[bytes]) -> Optional[int]:
-    """Where REP would find the end of the return address: the first empty frame."""
-    for index, frame in enumerate(frames):
-        if not frame:
-            return index
-    return None

@@ -21,7 +21,8 @@ from .protocol import ErrorCode, SourceStatus, error_dict
 from .walks import Walk
 
 if TYPE_CHECKING:
-    from .node import Node, Pending
+    from .node import Node
+    from .pending import Pending
 
     _Base = Node
 else:

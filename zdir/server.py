@@ -11,7 +11,8 @@ from typing import NamedTuple, Optional, Sequence, Tuple
 from . import config
 from .errors import UsageError, ZdirError, exit_code
 from .lister import DEFAULT_CHUNK_ENTRIES, DEFAULT_MAX_DEPTH, DEFAULT_MAX_ENTRIES
-from .node import Node, NodeConfig
+from .node import Node
+from .nodeconfig import NodeConfig
 from .upstreams import descriptors_needed
 
 log = logging.getLogger(__name__)

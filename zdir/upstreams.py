@@ -19,7 +19,9 @@ from .reliable import Call, Link
 from .walks import MAX_THREADS_FACTOR
 
 if TYPE_CHECKING:
-    from .node import Node, NodeConfig, Pending
+    from .node import Node
+    from .nodeconfig import NodeConfig
+    from .pending import Pending
 
     _Base = Node
 else:

@@ -18,7 +18,8 @@ Two questions decide whether a directory's listing may be kept (see cache.py):
   and msgpack only; the small libraries that do this (inotify_simple, asyncinotify)
   would be a third. ``Inotify.open()`` is None off Linux, without a libc that has
   the calls, or when the kernel refuses an instance: the cache then falls back to
-  change stamps.
+  change stamps. ``MountChanges`` tells the same of the mount table (a mount can
+  hide a directory on a path: see cache.py, "Served by path").
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ IN_Q_OVERFLOW = 0x00004000
 IN_IGNORED = 0x00008000
 IN_ONLYDIR = 0x01000000
 IN_DONT_FOLLOW = 0x02000000
+IN_MASK_ADD = 0x20000000
 # Everything that can change what a listing with stat columns shows: names (create,
 # delete, move), and an entry's size, mtime or mode (modify, close after write,
 # attrib), and the directory itself going away or moving. Reads are not asked for:
@@ -244,6 +246,54 @@ class MountTable:
             if inside and len(point) >= best:
                 best, found = len(point), fstype
         return found
+
+
+def directories_above(path: str) -> List[str]:
+    """Every directory above an absolute PATH, from the top down: what a lookup by
+    that path goes through."""
+    found = []
+    parent = os.path.dirname(path)
+    while not found or found[-1] != parent:
+        found.append(parent)
+        parent = os.path.dirname(parent)
+    return found[::-1]
+
+
+class MountChanges:
+    """Whether the mount table changed since last asked: ``/proc/self/mountinfo`` polls
+    ``POLLPRI`` until it is read again. Where that cannot be had, it always did."""
+
+    def __init__(self) -> None:
+        self._poll: Optional[select.poll] = None
+        self._file = None
+        try:
+            self._file = open(MOUNTINFO, "rb")  # noqa: SIM115 (kept open to be polled)
+        except OSError:
+            return
+        try:
+            self._file.read()
+            self._poll = select.poll()
+            self._poll.register(self._file, select.POLLPRI | select.POLLERR)
+        except (OSError, AttributeError):
+            self.close()
+
+    def changed(self) -> bool:
+        if self._poll is None:
+            return True
+        if not self._poll.poll(0):
+            return False
+        try:
+            self._file.seek(0)  # type: ignore[union-attr]
+            self._file.read()  # type: ignore[union-attr]  # asked again from here
+        except OSError:
+            self.close()
+        return True
+
+    def close(self) -> None:
+        self._poll = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
 def trusted(mounts: Optional[MountTable], dev: int, path: Optional[str] = None) -> bool:

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from zdir import keys
-from zdir.node import NodeConfig
+from zdir.nodeconfig import NodeConfig
 from zdir.server import _warn_if_exposed
 
 pytestmark = pytest.mark.timeout(30)
