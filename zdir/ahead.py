@@ -122,6 +122,11 @@ class PagesAhead:
     def take(self, endpoint: str, token: bytes) -> Optional[Kept]:
         return self._items.pop((endpoint, token), None)
 
+    def next_expiry(self) -> Optional[float]:
+        """When the oldest page kept ahead is dropped (None: none kept)."""
+        oldest = next(iter(self._items.values()), None)
+        return None if oldest is None else oldest[2] + self.lease
+
     def expire(self, now: float) -> None:
         """Drop what the client has not come back for (it stopped reading: ``| head``)."""
         while self._items:

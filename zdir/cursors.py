@@ -132,6 +132,11 @@ class Cursors:
         if cursor.job is None:
             cursor.close()
 
+    def next_expiry(self) -> Optional[float]:
+        """When the least recently used cursor's lease ends (None: no cursor)."""
+        oldest = next(iter(self._items.values()), None)
+        return None if oldest is None else oldest.used + self.lease
+
     def expire(self, now: float) -> None:
         for cursor in [c for c in self._items.values() if now - c.used > self.lease]:
             self.drop(cursor)

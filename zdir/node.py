@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import socket
 import struct
 import threading
 import time
@@ -50,7 +51,6 @@ if TYPE_CHECKING:  # keys imports zmq.auth, which only CURVE deployments need
 log = logging.getLogger(__name__)
 _peer_log = RateLimitedLog(log)  # what peers can make us say over and over
 
-POLL_INTERVAL_MS = 100  # how often the loop looks at the stop flag
 SHUTDOWN_GRACE = 1.0  # seconds the worker threads get to close their sockets on stop
 RECEIVE_BATCH = 256  # requests read per wake-up before the loop looks at its other sockets
 PAGED_LISTING_LIMIT = 1 << 62  # entries in a whole paged listing: none to speak of
@@ -67,6 +67,11 @@ class Node(PagedListings, Upstreams):
         self.started = time.monotonic()
         self.stopping = threading.Event()
         self._reload = False  # set by SIGHUP's handler, acted on by the loop
+        # stop() and reload() write a byte here (from a signal handler or another
+        # thread), so that an idle loop sleeps in its poll instead of waking to look.
+        self._wake_up, self._wake_call = socket.socketpair()
+        for end in (self._wake_up, self._wake_call):
+            end.setblocking(False)
         self.context = zmq.Context()
         self.context.setsockopt(zmq.LINGER, 0)
         self.frontend: Optional[zmq.Socket] = None
@@ -121,6 +126,14 @@ class Node(PagedListings, Upstreams):
 
     def stop(self) -> None:
         self.stopping.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        """Wake the loop from its poll (safe from a signal handler and from any thread)."""
+        try:
+            self._wake_call.send(b"\0")
+        except OSError:  # full (it will wake anyway), or closed: the loop has ended
+            pass
 
     def _shutdown(self) -> None:
         for sock in (self._accepts, self.frontend, self._done):
@@ -136,6 +149,8 @@ class Node(PagedListings, Upstreams):
         closer = threading.Thread(target=self.context.term, daemon=True)
         closer.start()
         closer.join(SHUTDOWN_GRACE)
+        for end in (self._wake_up, self._wake_call):
+            end.close()
 
     def _stop_gatekeeper(self) -> None:
         """The ZAP thread's sockets must close before the context can terminate."""
@@ -162,6 +177,8 @@ class Node(PagedListings, Upstreams):
                         self._walks_done()
                     elif sock is self._accepts:
                         self._accept_failed(now)
+                    elif sock is self._wake_up:
+                        _drain(self._wake_up)  # stop() or reload(): looked at above
                     else:
                         link = owners.get(sock)
                         if link is not None:  # else closed since the poll began
@@ -180,20 +197,20 @@ class Node(PagedListings, Upstreams):
         poller.register(self.frontend, zmq.POLLIN)
         poller.register(self._done, zmq.POLLIN)
         poller.register(self._accepts, zmq.POLLIN)
+        poller.register(self._wake_up, zmq.POLLIN)
         owners = self.exchange.by_socket()
         for sock in owners:
             poller.register(sock, zmq.POLLIN)
         return poller, owners, self.exchange.version
 
-    def _poll_timeout(self) -> float:
+    def _poll_timeout(self) -> Optional[float]:
+        """Milliseconds until the next deadline or lease; None: nothing is timed, sleep."""
         wakes = [p.deadline for p in self.pending.values()]
-        call_wake = self.exchange.next_deadline()
-        if call_wake is not None:
-            wakes.append(call_wake)
-        timeout = POLL_INTERVAL_MS / 1000.0
-        if wakes:
-            timeout = min(timeout, min(wakes) - time.monotonic())
-        return max(0.0, timeout * 1000.0)
+        wakes += [wake for wake in (self.exchange.next_deadline(), self.cursors.next_expiry(),
+                                    self.ahead.next_expiry()) if wake is not None]
+        if not wakes:
+            return None
+        return max(0.0, (min(wakes) - time.monotonic()) * 1000.0)
 
     def _accept_failed(self, now: float) -> None:
         """Out of descriptors: say so, once per interval, not once per failed accept.
@@ -483,3 +500,11 @@ def _descriptor_limit() -> str:
     except ImportError:
         return "unknown"
     return str(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+
+
+def _drain(sock: socket.socket) -> None:
+    try:
+        while sock.recv(64):
+            pass
+    except OSError:  # drained (BlockingIOError), or closed
+        pass

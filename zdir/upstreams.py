@@ -41,6 +41,7 @@ class Upstreams(_Base):
     def reload(self) -> None:
         """Re-read the upstreams file soon (from a signal handler: the loop does the work)."""
         self._reload = True
+        self._wake()
 
     def _wanted_upstreams(self) -> List[config.Upstream]:
         """Every upstream to link to; their number sets the links' heartbeat interval."""
