@@ -128,6 +128,10 @@ class Node(PagedListings, Upstreams):
         self.stopping.set()
         self._wake()
 
+    def wakeup_fd(self) -> int:
+        """A descriptor whose writes wake the loop: for ``signal.set_wakeup_fd``."""
+        return self._wake_call.fileno()
+
     def _wake(self) -> None:
         """Wake the loop from its poll (safe from a signal handler and from any thread)."""
         try:

@@ -140,6 +140,10 @@ def main(argv: Optional[Sequence[str]], preset: Preset) -> int:
             signal.signal(signum, lambda *_: node.stop())
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, lambda *_: node.reload())
+    # A signal may land on any thread (a worker, libzmq's): Python then runs the
+    # handler only once the loop's thread runs again. Its byte on the wake-up
+    # socket ends the loop's poll, wherever the signal landed.
+    signal.set_wakeup_fd(node.wakeup_fd(), warn_on_full_buffer=False)
     print(f"{cfg.name} listening on {endpoint} root={cfg.root}", flush=True)
     node.serve()
     log.info("stopped")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
@@ -199,6 +200,24 @@ def test_signal_stops_fast_and_port_rebinds_at_once(cluster, two_roots, signum):
     again = cluster.b(b_root, bind=endpoint)
     assert again.endpoint == endpoint
     assert run_client("--server", endpoint).returncode == 0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="tgkill and /proc: Linux")
+def test_a_signal_that_lands_on_another_thread_stops_the_node_at_once(cluster, two_roots):
+    """The kernel may hand a process's SIGTERM to any of its threads; Python runs the
+    handler in the main thread only once that thread runs again, and an idle node's
+    loop sleeps in its poll: the signal itself must wake it."""
+    tgkill = getattr(ctypes.CDLL(None, use_errno=True), "tgkill", None)
+    if tgkill is None:
+        pytest.skip("this C library has no tgkill")
+    _, b_root = two_roots
+    b = cluster.b(b_root)
+    assert run_client("--server", b.endpoint).returncode == 0  # its workers have run
+    others = [int(task) for task in os.listdir(f"/proc/{b.pid}/task") if int(task) != b.pid]
+    started = time.monotonic()
+    assert tgkill(b.pid, others[-1], signal.SIGTERM) == 0, ctypes.get_errno()
+    assert b.proc.wait(5) == 0
+    assert time.monotonic() - started < 1.5
 
 
 def test_bind_failure_is_a_clear_error(cluster, two_roots):
