@@ -244,13 +244,18 @@ def zmq_context():
         assert not closer.is_alive(), "the test's ZeroMQ context did not terminate"
 
 
-def rss_kib(pid: int) -> int:
-    """Resident memory of a process in KiB, from /proc (Linux only)."""
+def proc_status(pid: int, key: str) -> int:
+    """One number from /proc/PID/status (``VmRSS``, ``VmHWM`` in KiB, ``Threads``; Linux)."""
     with open(f"/proc/{pid}/status") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(key + ":"):
                 return int(line.split()[1])
-    raise AssertionError(f"no VmRSS for pid {pid}")
+    raise AssertionError(f"no {key} for pid {pid}")
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory of a process in KiB, from /proc (Linux only)."""
+    return proc_status(pid, "VmRSS")
 
 
 # -- fake peers for the request helper (tests/linkpeers.py), used by tests/faults/test_link_*.py

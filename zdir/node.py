@@ -43,7 +43,7 @@ from .exchange import Exchange
 from .reliable import Call, Link
 from .sourcenames import SourceNames
 from .upstreams import NO_TIME_LEFT, Upstreams, sockets_needed
-from .walks import ASKED_BY_CLIENT, Walk, Workers
+from .walks import ASKED_BY_CLIENT, Walk, Workers, ms_since
 
 if TYPE_CHECKING:  # keys imports zmq.auth, which only CURVE deployments need
     from .keys import Gatekeeper
@@ -358,7 +358,7 @@ class Node(PagedListings, Upstreams):
         if cached is None or (limit is not None and cached.entries > limit):
             return False
         pending.own = (SourceStatus(self.cfg.name, True, entries=cached.entries,
-                                    elapsed_ms=_ms_since(pending.arrived)), list(cached.chunks))
+                                    elapsed_ms=ms_since(pending.arrived)), list(cached.chunks))
         pending.position = (None, None, True)  # paged: the whole listing, in this page
         return True
 
@@ -477,7 +477,7 @@ class Node(PagedListings, Upstreams):
 
     def _log_refusal(self, request: protocol.Request, code: str, arrived: float) -> None:
         log.info("%s %r status=refused code=%s %.1fms", request.op,
-                 protocol.name_from_wire(request.path), code, _ms_since(arrived))
+                 protocol.name_from_wire(request.path), code, ms_since(arrived))
 
     def _log(self, request: protocol.Request, sources: Sequence[SourceStatus],
              arrived: float) -> None:
@@ -488,11 +488,8 @@ class Node(PagedListings, Upstreams):
         log.info("%s %r sources=%d entries=%d status=%s%s %.1fms", request.op,
                  protocol.name_from_wire(request.path), len(sources), entries,
                  "partial" if failed else "ok", f" failed={','.join(failed)}" if failed else "",
-                 _ms_since(arrived))
+                 ms_since(arrived))
 
-
-def _ms_since(started: float) -> float:
-    return round((time.monotonic() - started) * 1000.0, 3)
 
 
 _NO_DESCRIPTORS = {errno.EMFILE, errno.ENFILE}

@@ -18,7 +18,7 @@ from .ahead import past_horizon
 from .cursors import Cursor, Page
 from .lister import Options, order_key
 from .protocol import ErrorCode, SourceStatus, error_dict
-from .walks import Walk
+from .walks import Walk, ms_since
 
 if TYPE_CHECKING:
     from .node import Node
@@ -112,7 +112,7 @@ class PagedListings(_Base):
             status = SourceStatus(name, True, next=tokens.encode_token(own))
             pending.position = (cursor.id, cursor.sent, False)
         pending.own = (status._replace(entries=page.entries, last=cursor.sent,
-                                       elapsed_ms=_ms_since(pending.arrived)), page.frames)
+                                       elapsed_ms=ms_since(pending.arrived)), page.frames)
 
     def _advance(self, cursor: Cursor, page: Page, peer: bytes) -> None:
         """After a page is answered: list the next one already, or end a finished walk."""
@@ -176,7 +176,7 @@ class PagedListings(_Base):
         return (SourceStatus(self.cfg.name, True, error=error_dict(
             ErrorCode.TIMEOUT, "the listing's page was not ready by the deadline (a slow or "
             "hung file system, or every worker busy)"), truncated=True,
-            elapsed_ms=_ms_since(pending.arrived)), [])
+            elapsed_ms=ms_since(pending.arrived)), [])
 
     def _token(self, pending: Pending) -> Tuple[Optional[bytes], FrozenSet[str]]:
         """The whole listing's position at this node: its own, and each unfinished upstream's.
@@ -214,6 +214,3 @@ def cut_off(status: SourceStatus) -> SourceStatus:
         f"{protocol.MAX_TOKEN_BYTES} bytes, with every unfinished upstream's): too many "
         "upstreams or too long names for paging; list fewer sources, or with --page-entries 0"))
 
-
-def _ms_since(started: float) -> float:
-    return round((time.monotonic() - started) * 1000.0, 3)

@@ -275,19 +275,19 @@ class Workers:
                 frames.close()  # closes the listing too, when it stopped half-way
         except ListingError as exc:
             walk.status = SourceStatus(name, False, error=error_dict(exc.code, exc.message),
-                                       elapsed_ms=_ms_since(started))
+                                       elapsed_ms=ms_since(started))
             return
         except Exception as exc:  # a bug: the request gets an answer, the log the details
             _bug_log.error(type(exc).__name__, "listing %r failed", walk.request.path,
                            exc_info=exc)
             message = f"{type(exc).__name__} on {name}; its log has the details"
             walk.status = SourceStatus(name, False, error=error_dict(ErrorCode.INTERNAL, message),
-                                       elapsed_ms=_ms_since(started))
+                                       elapsed_ms=ms_since(started))
             return
         warning = listing.warning
         walk.status = SourceStatus(
             name, True, error=error_dict(warning.code, warning.message) if warning else None,
-            entries=listing.entries, truncated=listing.truncated, elapsed_ms=_ms_since(started))
+            entries=listing.entries, truncated=listing.truncated, elapsed_ms=ms_since(started))
 
 
     def _page(self, walk: Walk) -> None:
@@ -335,7 +335,7 @@ class Workers:
         except ListingError as exc:
             page.finished = True
             cursor.status = SourceStatus(name, False, error=error_dict(exc.code, exc.message),
-                                         elapsed_ms=_ms_since(started))
+                                         elapsed_ms=ms_since(started))
             return
         except Exception as exc:  # a bug: the request gets an answer, the log the details
             log.error("listing %r failed", request.path, exc_info=exc)
@@ -358,5 +358,6 @@ def _tail(frame: bytes) -> Tuple[int, protocol.Name]:
     return len(names), names[-1]
 
 
-def _ms_since(started: float) -> float:
+def ms_since(started: float) -> float:
+    """Milliseconds since ``started`` (time.monotonic()), as source maps report them."""
     return round((time.monotonic() - started) * 1000.0, 3)

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import clean_env, make_tree, run_client, wait_until
+from conftest import clean_env, make_tree, proc_status, run_client, wait_until
 from zmtp import ZmtpPeer, flood, good_reply, huge_frame_header
 
 pytestmark = [
@@ -23,14 +23,6 @@ pytestmark = [
 
 FLOOD_FRAMES = 3_000_000  # 6 MB on the wire; ~190 MiB of libzmq messages once received
 GIB = 1 << 30
-
-
-def vm_kib(pid: int, key: str) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    raise AssertionError(f"no {key} for {pid}")
 
 
 @pytest.fixture
@@ -55,7 +47,7 @@ def upstream_source(out: bytes) -> dict:
 def test_a_flood_of_frames_is_cut_off_and_the_node_keeps_serving(cluster, tmp_path, peer):
     a = cluster.a(make_tree(tmp_path / "a", {"own": ""}), peer.endpoint)
     peer.accept()  # A's link connects at start
-    baseline = vm_kib(a.pid, "VmRSS")
+    baseline = proc_status(a.pid, "VmRSS")
     waiting = client(a.endpoint)
     request = peer.receive()
     started = time.monotonic()
@@ -70,9 +62,9 @@ def test_a_flood_of_frames_is_cut_off_and_the_node_keeps_serving(cluster, tmp_pa
     # Served while the flood's memory is being handed back: a ping needs no upstream work.
     ping = run_client("--server", a.endpoint, "--ping", "--timeout", "3")
     assert ping.returncode == 3 and ping.stdout_text.startswith("server_a ")
-    assert wait_until(lambda: vm_kib(a.pid, "VmRSS") - baseline < 48 << 10, timeout=10), \
-        f"A kept {(vm_kib(a.pid, 'VmRSS') - baseline) >> 10} MiB after the flood " \
-        f"(peak {vm_kib(a.pid, 'VmHWM') >> 10} MiB)"
+    assert wait_until(lambda: proc_status(a.pid, "VmRSS") - baseline < 48 << 10, timeout=10), \
+        f"A kept {(proc_status(a.pid, 'VmRSS') - baseline) >> 10} MiB after the flood " \
+        f"(peak {proc_status(a.pid, 'VmHWM') >> 10} MiB)"
 
 
 def test_a_reply_claiming_gigabytes_is_refused_before_it_is_held(cluster, tmp_path, peer):
@@ -86,7 +78,7 @@ def test_a_reply_claiming_gigabytes_is_refused_before_it_is_held(cluster, tmp_pa
     source = upstream_source(out)
     assert source["error"]["code"] == "timeout" and "--max-reply-bytes" in \
         source["error"]["message"]
-    assert vm_kib(a.pid, "VmHWM") < 100 << 10, "A held what the upstream announced"
+    assert proc_status(a.pid, "VmHWM") < 100 << 10, "A held what the upstream announced"
 
 
 def test_a_reply_that_arrives_in_time_is_used_while_the_own_listing_is_long(cluster,

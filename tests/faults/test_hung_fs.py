@@ -22,7 +22,7 @@ from typing import List
 import pytest
 import zmq
 
-from conftest import clean_env, make_tree, run_client, wait_until
+from conftest import clean_env, make_tree, proc_status, run_client, wait_until
 from fusefs import HUNG, fusefs  # noqa: F401 (the fixture)
 from zdir import protocol, walks
 from zdir.client import Client
@@ -61,14 +61,6 @@ def finish(proc: subprocess.Popen, timeout: float = 20.0):
         out, err = proc.communicate()
         raise AssertionError(f"client {proc.args} did not end: {err!r}") from None
     return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
-
-
-def threads(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("Threads:"):
-                return int(line.split()[1])
-    raise AssertionError(f"no Threads: for pid {pid}")
 
 
 def stuck_in_fuse(pid: int) -> int:
@@ -171,7 +163,7 @@ def test_walks_stuck_in_hung_directories_hold_a_bounded_number_of_threads(
     workers = 2
     limit = workers * walks.MAX_THREADS_FACTOR
     node = cluster.b(root, "--workers", str(workers))
-    baseline = threads(node.pid)
+    baseline = proc_status(node.pid, "Threads")
     assert baseline <= workers + OTHER_THREADS
     flooder = zmq_context.socket(zmq.DEALER)
     flooder.connect(node.endpoint)
@@ -180,12 +172,12 @@ def test_walks_stuck_in_hung_directories_hold_a_bounded_number_of_threads(
     while stuck_in_fuse(node.pid) < limit and time.monotonic() < deadline:
         sent += send_requests(flooder, tops, deadline_ms=300)
         time.sleep(0.3)  # the requests' deadline: each round, every free worker gets stuck
-        most = max(most, threads(node.pid))
+        most = max(most, proc_status(node.pid, "Threads"))
     assert stuck_in_fuse(node.pid) == limit, (mount.counts(), sent)
     for _ in range(5):  # more rounds: no thread is added beyond the limit
         sent += send_requests(flooder, tops, deadline_ms=300)
         time.sleep(0.3)
-        most = max(most, threads(node.pid))
+        most = max(most, proc_status(node.pid, "Threads"))
     assert stuck_in_fuse(node.pid) == limit
     assert most == baseline - workers + limit, (most, baseline, limit)
     assert f"(limit {limit})" in node.log()

@@ -17,7 +17,7 @@ from typing import Optional
 
 import pytest
 
-from conftest import make_tree, run_client
+from conftest import make_tree, proc_status, run_client
 
 ENTRIES = 1_000_000
 PEAK_RSS_MIB = 100
@@ -73,13 +73,9 @@ def empty_and_remove(directory: Path) -> None:
 def peak_rss_mib(pid: int) -> Optional[float]:
     """VmHWM, the peak resident memory of a live process, from /proc (Linux only)."""
     try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
+        return proc_status(pid, "VmHWM") / 1024
+    except (OSError, AssertionError):
         return None
-    return None
 
 
 @pytest.fixture
