@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 REPO = Path(__file__).resolve().parent.parent
-PY = sys.executable
+sys.path.insert(0, str(REPO / "benchmarks"))
+from common import PY  # noqa: E402  (the user-like venv: see common.user_python)
 BASE = (Path("/dev/shm/zdir-paging-bench") if os.path.isdir("/dev/shm")
         else REPO / "benchmarks/.cache/paging")
 FLAT_BASE = REPO / "benchmarks/.cache/paging"  # on disk: a tmpfs may run out of inodes

@@ -27,7 +27,7 @@ from typing import Optional, Sequence
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import cases  # noqa: E402
-from common import CACHE, REPO, Processes, Report  # noqa: E402
+from common import CACHE, PY, REPO, Processes, Report  # noqa: E402
 
 RUNS = 5
 
@@ -66,7 +66,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     CACHE.mkdir(exist_ok=True)
     report = Report()
     command = " ".join(["python benchmarks/run.py", *(sys.argv[1:] if argv is None else argv)])
-    header = (f"machine: {machine()}\ncommand: {command}\n"
+    header = (f"machine: {machine()}\ncommand: {command}\nzdir's commands run under: {PY}\n"
               f"load before: {os.getloadavg()[0]:.2f} (1-minute average)")
     print(header, flush=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
