@@ -9,7 +9,6 @@ its own (the client).
 
 from __future__ import annotations
 
-import ctypes
 import heapq
 import itertools
 import random
@@ -223,6 +222,8 @@ def release_memory() -> None:
     glibc keeps freed memory for reuse; after a hostile peer's flood that would be
     hundreds of MiB held for nothing. Elsewhere there is nothing to call.
     """
+    import ctypes  # here, not at the top: only after a flood, and the client starts faster
+
     try:
         trim = ctypes.CDLL(None).malloc_trim  # glibc's; found in the running process
     except (OSError, AttributeError, TypeError):
