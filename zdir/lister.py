@@ -46,7 +46,8 @@ from .confine import (ON_WINDOWS, OPEN_DIR_FLAGS, USE_DIR_FD, PathArg, inside, o
 from .entrytypes import is_junction, letter_from_entry, windows_stat
 from .errors import ListingError
 from .globs import check_patterns, matches, row_matches
-from .lstats import Infos, letters_from_infos, lstat_names, shares_inodes, stat_columns
+from .lstats import (Infos, StatColumns, lstat_names, shares_inodes, stat_columns,
+                     type_letters)
 from .protocol import Chunk, ErrorCode, Name, name_from_wire
 
 DEFAULT_CHUNK_ENTRIES = 10_000
@@ -182,28 +183,29 @@ class DirListing:
             start = frame.at
             end, listed = self._segment(frame, columns)
             names, letters = frame.names[start:end], frame.letters[start:end]
-            infos = None
+            stats = None
             if options.stat:
                 infos = self._lstat(frame, names)
-                letters = self._letters(infos, letters)
+                stats = stat_columns(infos)
+                letters = self._letters(infos, stats, letters)
                 walk_at = letters.find("d") if descend else -1
                 if 0 <= walk_at < len(names) - 1:  # a directory where readdir saw none
-                    del names[walk_at + 1:], infos[walk_at + 1:], listed[walk_at + 1:]
-                    letters = letters[:walk_at + 1]
+                    del names[walk_at + 1:], listed[walk_at + 1:]
+                    letters, stats = letters[:walk_at + 1], stats.head(walk_at + 1)
             frame.at = start + len(names)
-            shown, types, shown_infos = names, letters, infos
+            shown, types = names, letters
             if patterns:
                 shown, types = list(compress(names, listed)), "".join(compress(letters, listed))
-                if infos is not None:
-                    shown_infos = list(compress(infos, listed))
+                if stats is not None:
+                    stats = stats.picked(listed)
             if shown:
                 targets = None
                 if columns.targets is not None:
                     depth = self._depth + frame.depth - 1
                     targets = [None if letter != "l" else read_target(name, frame.handle, depth)
                                for name, letter in zip(shown, types)]
-                columns.add([prefix + name for name in shown] if prefix else shown, types,
-                            None if shown_infos is None else stat_columns(shown_infos), targets)
+                columns.add([prefix + name for name in shown] if prefix else shown, types, stats,
+                            targets)
                 if (len(columns.names) >= chunk_entries or columns.count >= self.page_end
                         or time.monotonic() >= self.flush_at):
                     yield columns.take()
@@ -266,9 +268,9 @@ class DirListing:
             infos = [next(again) if info is None else info for info in infos]
         return infos
 
-    def _letters(self, infos: Infos, readdir: str) -> str:
+    def _letters(self, infos: Infos, stats: StatColumns, readdir: str) -> str:
         """The type letters from lstat (a junction stays a link); notes shared inodes."""
-        letters = letters_from_infos(infos, readdir)
+        letters = type_letters(stats, readdir)
         if ON_WINDOWS:
             if "l" in readdir:
                 letters = "".join(r if r == "l" else s for r, s in zip(readdir, letters))

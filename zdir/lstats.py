@@ -53,31 +53,42 @@ class StatColumns(NamedTuple):
     sizes: List[Optional[int]]
     mtimes: List[Optional[float]]
     modes: List[Optional[int]]
+    whole: bool = True  # every lstat was had: no None in the columns
+
+    def head(self, count: int) -> "StatColumns":
+        """The first ``count`` entries' columns."""
+        return StatColumns(self.sizes[:count], self.mtimes[:count], self.modes[:count],
+                           self.whole)
+
+    def picked(self, keep: List[bool]) -> "StatColumns":
+        """The columns of the entries ``keep`` says (one flag per entry)."""
+        return StatColumns(list(compress(self.sizes, keep)), list(compress(self.mtimes, keep)),
+                           list(compress(self.modes, keep)), self.whole)
 
 
 def stat_columns(infos: Infos) -> StatColumns:
     """The sizes, mtimes and modes of a batch, read in C unless an entry vanished."""
     if None in infos:
-        return StatColumns(_column(infos, _SIZE), _column(infos, _MTIME), _column(infos, _MODE))
+        return StatColumns(_column(infos, _SIZE), _column(infos, _MTIME), _column(infos, _MODE),
+                           whole=False)
     return StatColumns(list(map(_SIZE, infos)), list(map(_MTIME, infos)),
                        list(map(_MODE, infos)))
 
 
-def letters_from_infos(infos: Infos, readdir: str) -> str:
-    """The type letter of each lstat; readdir's (``readdir``, one per entry) where it failed."""
-    if None in infos:
-        return "".join(letter if info is None else LETTERS.get(S_IFMT(info.st_mode), "o")
-                       for info, letter in zip(infos, readdir))
-    return "".join(map(LETTERS.get, map(S_IFMT, map(_MODE, infos)),  # type: ignore[arg-type]
+def type_letters(stats: StatColumns, readdir: str) -> str:
+    """The type letter of each entry from its mode; readdir's (``readdir``) where it has none."""
+    if not stats.whole:
+        return "".join(letter if mode is None else LETTERS.get(S_IFMT(mode), "o")
+                       for mode, letter in zip(stats.modes, readdir))
+    return "".join(map(LETTERS.get, map(S_IFMT, stats.modes),  # type: ignore[arg-type]
                        repeat("o")))
 
 
 def shares_inodes(infos: Infos, letters: str, dev: int) -> bool:
     """Whether an entry but a directory may change through another path: another hard
     link to it, or another device (a mount), so that its directory hears nothing."""
-    files = list(compress(infos, map(ne, letters, repeat("d"))))
-    if None in files:
-        files = [info for info in files if info is not None]
+    files = [info for info in compress(infos, map(ne, letters, repeat("d")))
+             if info is not None]
     return bool(files) and (max(map(_NLINK, files)) > 1
                             or list(map(_DEV, files)).count(dev) != len(files))
 
