@@ -345,27 +345,23 @@ class DirListing:
         # Windows gives an entry's stat with its name: kept for the stat columns while
         # the directory is small; a big one is lstat-ed as it is listed, as on POSIX.
         infos: Optional[Dict[str, os.stat_result]] = {} if ON_WINDOWS and options.stat else None
+        # Checked per entry only when asked for (most listings need neither): names
+        # before the resume position or excluded; Windows' stat, or a glob (``_kept``).
+        screened, special = first is not None or bool(exclude), ON_WINDOWS or bool(patterns)
         try:
             with os.scandir(handle) as scan:
                 for entry in scan:
                     name = entry.name
                     if hidden and name[0] == ".":
                         continue
-                    if first is not None and name < first:
-                        continue
-                    if exclude and matches(name, exclude):
+                    if screened and (first is not None and name < first
+                                     or exclude and matches(name, exclude)):
                         continue
                     letter = letter_from_entry(entry)
-                    info = None
-                    if ON_WINDOWS and (options.stat or letter == "d"):
-                        info = windows_stat(entry)
-                        if info is not None and letter == "d" and is_junction(info):
-                            letter = "l"  # a link in all but name: listed, never walked
-                    if patterns and not (descend and letter == "d") \
-                            and not matches(name, patterns):
-                        continue
-                    if infos is not None and info is not None:
-                        infos[name] = info
+                    if special:
+                        letter = self._kept(entry, letter, descend, infos)
+                        if letter is None:
+                            continue
                     append(name + "\0" + letter)  # namesort.row, inlined: once per entry
                     if len(rows) >= check_at:
                         sorter.settle()
@@ -380,6 +376,25 @@ class DirListing:
             self._warn(prefix, exc)
             return _Frame(handle, prefix, depth, descend, iter(()), None, owned=False)
         return _Frame(handle, prefix, depth, descend, sorter.drain(), infos, owned, bound)
+
+    def _kept(self, entry: os.DirEntry, letter: str, descend: bool,
+              infos: Optional[Dict[str, os.stat_result]]) -> Optional[str]:
+        """For ``_frame``: the type letter of an entry it keeps, None for one a glob drops.
+
+        On Windows the entry's stat comes with its name (kept in ``infos``), and a
+        junction is a link in all but name: listed, never walked.
+        """
+        info = None
+        if ON_WINDOWS and (self.options.stat or letter == "d"):
+            info = windows_stat(entry)
+            if info is not None and letter == "d" and is_junction(info):
+                letter = "l"
+        patterns = self.options.glob
+        if patterns and not (descend and letter == "d") and not matches(entry.name, patterns):
+            return None
+        if infos is not None and info is not None:
+            infos[entry.name] = info
+        return letter
 
     def _child(self, frame: "_Frame", name: str, gathered: int,
                bound: Tuple[str, ...] = ()) -> Optional["_Frame"]:
