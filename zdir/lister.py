@@ -201,9 +201,7 @@ class DirListing:
             if shown:
                 targets = None
                 if columns.targets is not None:
-                    depth = self._depth + frame.depth - 1
-                    targets = [None if letter != "l" else read_target(name, frame.handle, depth)
-                               for name, letter in zip(shown, types)]
+                    targets = self._targets(frame, shown, types)
                 columns.add([prefix + name for name in shown] if prefix else shown, types, stats,
                             targets)
                 if (len(columns.names) >= chunk_entries or columns.count >= self.page_end
@@ -242,6 +240,14 @@ class DirListing:
         if end == start:
             raise _Full
         return end, listed
+
+    def _targets(self, frame: "_Frame", names: List[str], types: str) -> List[Optional[str]]:
+        """The symlink target of each entry that is a link (zdir/links.py), None for others."""
+        if "l" not in types:  # most segments: no link to read
+            return [None] * len(names)
+        depth = self._depth + frame.depth - 1
+        return [None if letter != "l" else read_target(name, frame.handle, depth)
+                for name, letter in zip(names, types)]
 
     def _resume(self, frame: "_Frame", columns: "ChunkColumns") -> Optional["_Frame"]:
         """Resuming: the frame's first row may be the position, listed already, or hold it
