@@ -281,7 +281,8 @@ class DirListing:
             if "l" in readdir:
                 letters = "".join(r if r == "l" else s for r, s in zip(readdir, letters))
         elif not self.shared_inodes:
-            self.shared_inodes = shares_inodes(infos, letters, self._dev)  # type: ignore[arg-type]
+            self.shared_inodes = shares_inodes(infos, letters, self._dev,  # type: ignore[arg-type]
+                                               stats.whole)
         return letters
 
     def cancel(self) -> None:

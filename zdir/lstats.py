@@ -3,7 +3,7 @@
 Beside the lstat itself, the walk's cost is what Python does per entry: every call,
 attribute read and append costs about a tenth of the lstat. So the walk lstats a
 batch of names in one loop, and this reads the batch's columns with ``map`` over
-``attrgetter`` and its type letters from a table. Pure file-system code, importing
+``itemgetter`` and its type letters from a table. Pure file-system code, importing
 nothing of ours but the type letters.
 """
 
@@ -11,16 +11,30 @@ from __future__ import annotations
 
 import os
 from itertools import compress, repeat
-from operator import attrgetter, ne
+from operator import attrgetter, itemgetter, ne
 from stat import S_IFMT
-from typing import Callable, List, NamedTuple, Optional, Union
+from typing import Callable, Dict, List, NamedTuple, Optional, Union
 
 from .entrytypes import LETTERS
 
 Infos = List[Optional[os.stat_result]]  # None: the entry vanished between readdir and lstat
 
-_SIZE, _MTIME, _MODE = attrgetter("st_size"), attrgetter("st_mtime"), attrgetter("st_mode")
-_NLINK, _DEV = attrgetter("st_nlink"), attrgetter("st_dev")
+# A stat_result is also the tuple (st_mode, st_ino, st_dev, st_nlink, st_uid, st_gid,
+# st_size, ...) on every platform, and an item costs half an attribute to read; st_mtime,
+# a float, is an attribute only.
+_MODE, _DEV, _NLINK, _SIZE = itemgetter(0), itemgetter(2), itemgetter(3), itemgetter(6)
+_MTIME = attrgetter("st_mtime")
+
+
+class _LetterByMode(Dict[int, str]):
+    """The type letter of each st_mode met so far: one lookup in C per entry."""
+
+    def __missing__(self, mode: int) -> str:
+        letter = self[mode] = LETTERS.get(S_IFMT(mode), "o")
+        return letter
+
+
+_LETTER_BY_MODE = _LetterByMode()  # a few dozen modes at most in practice, 65,536 ever
 
 
 def lstat_names(directory: Union[int, str], names: List[str]) -> Infos:
@@ -78,17 +92,19 @@ def stat_columns(infos: Infos) -> StatColumns:
 def type_letters(stats: StatColumns, readdir: str) -> str:
     """The type letter of each entry from its mode; readdir's (``readdir``) where it has none."""
     if not stats.whole:
-        return "".join(letter if mode is None else LETTERS.get(S_IFMT(mode), "o")
+        return "".join(letter if mode is None else _LETTER_BY_MODE[mode]
                        for mode, letter in zip(stats.modes, readdir))
-    return "".join(map(LETTERS.get, map(S_IFMT, stats.modes),  # type: ignore[arg-type]
-                       repeat("o")))
+    return "".join(map(_LETTER_BY_MODE.__getitem__, stats.modes))  # type: ignore[arg-type]
 
 
-def shares_inodes(infos: Infos, letters: str, dev: int) -> bool:
+def shares_inodes(infos: Infos, letters: str, dev: int, whole: bool) -> bool:
     """Whether an entry but a directory may change through another path: another hard
-    link to it, or another device (a mount), so that its directory hears nothing."""
-    files = [info for info in compress(infos, map(ne, letters, repeat("d")))
-             if info is not None]
+    link to it, or another device (a mount), so that its directory hears nothing.
+
+    ``whole``: no lstat failed (no None in ``infos``)."""
+    files = infos if "d" not in letters else list(compress(infos, map(ne, letters, repeat("d"))))
+    if not whole:
+        files = [info for info in files if info is not None]
     return bool(files) and (max(map(_NLINK, files)) > 1
                             or list(map(_DEV, files)).count(dev) != len(files))
 
