@@ -279,7 +279,8 @@ class DirListing:
         letters = type_letters(stats, readdir)
         if ON_WINDOWS:
             if "l" in readdir:
-                letters = "".join(r if r == "l" else s for r, s in zip(readdir, letters))
+                letters = "".join(seen if seen == "l" else letter
+                                  for seen, letter in zip(readdir, letters))
         elif not self.shared_inodes:
             self.shared_inodes = shares_inodes(infos, letters, self._dev,  # type: ignore[arg-type]
                                                stats.whole)
