@@ -6,10 +6,10 @@ Apart from the walk because another thread may ``peek`` while the walk adds
 
 from __future__ import annotations
 
-import os
 import threading
 from typing import List, Optional, Tuple, Union
 
+from .lstats import StatColumns
 from .protocol import Chunk, Name, name_to_wire
 
 
@@ -32,16 +32,22 @@ class ChunkColumns:
         self.modes: Optional[List[Optional[int]]] = [] if self.with_stat else None
         self.targets: Optional[List[Optional[str]]] = [] if self.with_targets else None
 
-    def add_stat(self, info: Optional[os.stat_result]) -> None:
-        """The stat columns of the entry just added (None where its lstat failed)."""
-        if info is None:
-            self.sizes.append(None)  # type: ignore[union-attr]
-            self.mtimes.append(None)  # type: ignore[union-attr]
-            self.modes.append(None)  # type: ignore[union-attr]
-        else:
-            self.sizes.append(info.st_size)  # type: ignore[union-attr]
-            self.mtimes.append(info.st_mtime)  # type: ignore[union-attr]
-            self.modes.append(info.st_mode)  # type: ignore[union-attr]
+    def add(self, names: List[str], types: str, stats: Optional[StatColumns],
+            targets: Optional[List[Optional[str]]]) -> None:
+        """Entries in walk order: each column is extended once (a step no other thread sees
+        half of), in the order ``peek`` needs.
+
+        ``stats`` and ``targets`` are None when the listing has no such columns.
+        """
+        self.count += len(names)
+        self.names.extend(names)
+        self.types.extend(types)
+        if stats is not None:
+            self.sizes.extend(stats.sizes)  # type: ignore[union-attr]
+            self.mtimes.extend(stats.mtimes)  # type: ignore[union-attr]
+            self.modes.extend(stats.modes)  # type: ignore[union-attr]
+        if targets is not None:
+            self.targets.extend(targets)  # type: ignore[union-attr]
 
     def take(self) -> Chunk:
         """The gathered entries as one chunk; the columns start again empty."""
@@ -55,7 +61,7 @@ class ChunkColumns:
     def peek(self) -> Tuple[int, Optional[Chunk]]:
         """``(taken, copy)`` of the entries gathered so far, safe while they are added to."""
         with self._lock:
-            # Copied in the reverse of the order an entry's columns are appended in, so
+            # Copied in the reverse of the order an entry's columns are added in, so
             # the shortest copy says how many entries are whole in all of them.
             targets = None if self.targets is None else self.targets[:]
             stat = [None if c is None else c[:] for c in (self.modes, self.mtimes, self.sizes)]

@@ -6,7 +6,8 @@ descriptors where the platform has them); the walk below it opens each
 sub-directory the same way, so a directory swapped for a symlink is refused, never
 followed. Entries come out in column chunks (``protocol.Chunk``) so that no caller needs a
 whole huge listing in memory. Beside the walk: glob matching (zdir/globs.py), the
-chunk being gathered (zdir/chunkcolumns.py) and type letters (zdir/entrytypes.py).
+chunk being gathered (zdir/chunkcolumns.py), type letters (zdir/entrytypes.py) and
+the stat columns of a batch of entries (zdir/lstats.py).
 
 Order: every listing comes out in one total order, so that listings from many
 sources can be merged as they stream (a k-way merge on ``order_key``):
@@ -32,9 +33,9 @@ from __future__ import annotations
 
 import functools
 import os
-import stat as stat_module
 import sys
 import time
+from itertools import compress
 from typing import Dict, Generator, Iterator, List, NamedTuple, Optional, Tuple, Union
 
 from . import namesort
@@ -42,14 +43,20 @@ from .chunkcolumns import ChunkColumns
 from .links import read_target
 from .confine import (ON_WINDOWS, OPEN_DIR_FLAGS, USE_DIR_FD, PathArg, inside, open_confined,
                       refusal, refuse, resolve, split_path, swapped)
-from .entrytypes import LETTERS, is_junction, letter_from_entry, windows_stat
+from .entrytypes import is_junction, letter_from_entry, windows_stat
 from .errors import ListingError
 from .globs import check_patterns, matches, row_matches
+from .lstats import (Infos, StatColumns, lstat_names, shares_inodes, stat_columns,
+                     type_letters)
 from .protocol import Chunk, ErrorCode, Name, name_from_wire
 
 DEFAULT_CHUNK_ENTRIES = 10_000
 DEFAULT_MAX_ENTRIES = 2_000_000
 DEFAULT_MAX_DEPTH = 64
+# Entries lstat-ed and added to a chunk together (zdir/lstats.py): enough to spread
+# the cost of doing it column by column, few enough that a page_ms flush, or the
+# snapshot of a walk stuck in a stat, misses at most this many.
+STAT_BATCH = 64
 
 
 class Options(NamedTuple):
@@ -161,58 +168,123 @@ class DirListing:
               columns: "ChunkColumns") -> Generator[Chunk, None, Optional["_Frame"]]:
         """List the frame's rows in order, up to a sub-directory to walk (returned) or the end.
 
-        Full chunks are yielded on the way. With stat columns each entry is lstat-ed
-        here, as it is listed; without them, never.
+        A segment of rows at a time (``_segment``): with stat columns each segment is
+        lstat-ed here, as it is listed (never without them), and added column by
+        column. Full chunks are yielded on the way.
         """
+        if frame.bound and frame.more():
+            child = self._resume(frame, columns)
+            if child is not None:
+                return child
         options = self.options
-        with_stat, patterns, limit = options.stat, options.glob, options.max_entries
-        chunk_entries, page_end = options.chunk_entries, self.page_end
-        handle, prefix, descend, infos = frame.handle, frame.prefix, frame.descend, frame.infos
-        by_fd = isinstance(handle, int)
-        bound, frame.bound = frame.bound, ()
-        for row in frame.rows:  # an iterator: a walk into a child resumes it after
-            name, letter = row[:-2], row[-1]  # namesort.row_name, inlined: once per entry
-            if bound:  # resuming: this name is the position, or holds it in its sub-tree
-                if name == bound[0]:
-                    if descend and letter == "d":
-                        child = self._child(frame, name, columns.count, bound[1:])
-                        if child is not None:
-                            return child
-                    continue
-                bound = ()
-            if with_stat:
-                info = infos.get(name) if infos is not None else None
-                if info is None:
-                    try:
-                        if by_fd:
-                            info = os.stat(name, dir_fd=handle, follow_symlinks=False)
-                        else:
-                            info = os.lstat(os.path.join(handle, name))
-                    except OSError:  # vanished between readdir and stat
-                        info = None
-                if info is not None:
-                    letter = self._letter(info, letter)
-            if not patterns or matches(name, patterns):
-                if columns.count == limit:
-                    raise _Full
-                columns.count += 1
-                columns.names.append(prefix + name)
-                columns.types.append(letter)
-                if with_stat:
-                    columns.add_stat(info)
+        chunk_entries, patterns = options.chunk_entries, options.glob
+        prefix, descend = frame.prefix, frame.descend
+        while frame.more():
+            start = frame.at
+            end, listed = self._segment(frame, columns)
+            names, letters = frame.names[start:end], frame.letters[start:end]
+            stats = None
+            if options.stat:
+                infos = self._lstat(frame, names)
+                stats = stat_columns(infos)
+                letters = self._letters(infos, stats, letters)
+                walk_at = letters.find("d") if descend else -1
+                if 0 <= walk_at < len(names) - 1:  # a directory where readdir saw none
+                    del names[walk_at + 1:], listed[walk_at + 1:]
+                    letters, stats = letters[:walk_at + 1], stats.head(walk_at + 1)
+            frame.at = start + len(names)
+            shown, types = names, letters
+            if patterns:
+                shown, types = list(compress(names, listed)), "".join(compress(letters, listed))
+                if stats is not None:
+                    stats = stats.picked(listed)
+            if shown:
+                targets = None
                 if columns.targets is not None:
-                    columns.targets.append(
-                        None if letter != "l" else
-                        read_target(name, handle, self._depth + frame.depth - 1))
-                if (len(columns.names) >= chunk_entries or columns.count >= page_end
-                        or (not columns.count & 127 and time.monotonic() >= self.flush_at)):
+                    targets = self._targets(frame, shown, types)
+                columns.add([prefix + name for name in shown] if prefix else shown, types, stats,
+                            targets)
+                if (len(columns.names) >= chunk_entries or columns.count >= self.page_end
+                        or time.monotonic() >= self.flush_at):
                     yield columns.take()
-                    page_end = self.page_end
-            if descend and letter == "d":
-                child = self._child(frame, name, columns.count)
+            if descend and letters[-1] == "d":
+                child = self._child(frame, names[-1], columns.count)
                 if child is not None:
                     return child
         return None
+
+    def _segment(self, frame: "_Frame", columns: "ChunkColumns") -> Tuple[int, List[bool]]:
+        """Where the frame's next segment ends, and which of its rows are listed (globs).
+
+        At most ``STAT_BATCH`` rows, never past the end of a chunk, and a directory
+        readdir says will be walked into is a segment of its own. Raises ``_Full``
+        when the next row to list is one past the entry limit.
+        """
+        options = self.options
+        start, names = frame.at, frame.names
+        end = min(len(names), start + STAT_BATCH)
+        if frame.descend:
+            walk_at = frame.letters.find("d", start, end)
+            if walk_at >= 0:
+                end = walk_at + 1 if walk_at == start else walk_at
+        room = min(options.chunk_entries - len(columns.names),
+                   max(self.page_end - columns.count, 1),
+                   options.max_entries - columns.count)
+        patterns = options.glob
+        listed = [matches(name, patterns) for name in names[start:end]] if patterns else []
+        if not patterns:
+            end = min(end, start + room)
+        elif sum(listed) > room:
+            end = start + [index for index, shown in enumerate(listed) if shown][room]
+            del listed[end - start:]
+        if end == start:
+            raise _Full
+        return end, listed
+
+    def _targets(self, frame: "_Frame", names: List[str], types: str) -> List[Optional[str]]:
+        """The symlink target of each entry that is a link (zdir/links.py), None for others."""
+        if "l" not in types:  # most segments: no link to read
+            return [None] * len(names)
+        depth = self._depth + frame.depth - 1
+        return [None if letter != "l" else read_target(name, frame.handle, depth)
+                for name, letter in zip(names, types)]
+
+    def _resume(self, frame: "_Frame", columns: "ChunkColumns") -> Optional["_Frame"]:
+        """Resuming: the frame's first row may be the position, listed already, or hold it
+        in its sub-tree (walked into, from there on)."""
+        bound, frame.bound = frame.bound, ()
+        name, letter = frame.names[frame.at], frame.letters[frame.at]
+        if name != bound[0]:
+            return None
+        frame.at += 1
+        if frame.descend and letter == "d":
+            return self._child(frame, name, columns.count, bound[1:])
+        return None
+
+    @staticmethod
+    def _lstat(frame: "_Frame", names: List[str]) -> Infos:
+        """The lstat of each name, Windows' from readdir where the frame kept it."""
+        known = frame.infos
+        if known is None:
+            return lstat_names(frame.handle, names)
+        infos = list(map(known.get, names))
+        if None in infos:
+            again = iter(lstat_names(frame.handle,
+                                     [name for name, info in zip(names, infos) if info is None]))
+            infos = [next(again) if info is None else info for info in infos]
+        return infos
+
+    def _letters(self, infos: Infos, stats: StatColumns, readdir: str) -> str:
+        """The type letters from lstat (a junction stays a link); notes shared inodes."""
+        letters = type_letters(stats, readdir)
+        if ON_WINDOWS:
+            if "l" in readdir:
+                letters = "".join(seen if seen == "l" else letter
+                                  for seen, letter in zip(readdir, letters))
+        elif not self.shared_inodes:
+            self.shared_inodes = shares_inodes(infos, letters, self._dev,  # type: ignore[arg-type]
+                                               stats.whole)
+        return letters
 
     def cancel(self) -> None:
         """Stop the walk before its next directory (from any thread): nobody waits for it.
@@ -281,27 +353,23 @@ class DirListing:
         # Windows gives an entry's stat with its name: kept for the stat columns while
         # the directory is small; a big one is lstat-ed as it is listed, as on POSIX.
         infos: Optional[Dict[str, os.stat_result]] = {} if ON_WINDOWS and options.stat else None
+        # Checked per entry only when asked for (most listings need neither): names
+        # before the resume position or excluded; Windows' stat, or a glob (``_kept``).
+        screened, special = first is not None or bool(exclude), ON_WINDOWS or bool(patterns)
         try:
             with os.scandir(handle) as scan:
                 for entry in scan:
                     name = entry.name
                     if hidden and name[0] == ".":
                         continue
-                    if first is not None and name < first:
-                        continue
-                    if exclude and matches(name, exclude):
+                    if screened and (first is not None and name < first
+                                     or exclude and matches(name, exclude)):
                         continue
                     letter = letter_from_entry(entry)
-                    info = None
-                    if ON_WINDOWS and (options.stat or letter == "d"):
-                        info = windows_stat(entry)
-                        if info is not None and letter == "d" and is_junction(info):
-                            letter = "l"  # a link in all but name: listed, never walked
-                    if patterns and not (descend and letter == "d") \
-                            and not matches(name, patterns):
-                        continue
-                    if infos is not None and info is not None:
-                        infos[name] = info
+                    if special:
+                        letter = self._kept(entry, letter, descend, infos)
+                        if letter is None:
+                            continue
                     append(name + "\0" + letter)  # namesort.row, inlined: once per entry
                     if len(rows) >= check_at:
                         sorter.settle()
@@ -316,6 +384,25 @@ class DirListing:
             self._warn(prefix, exc)
             return _Frame(handle, prefix, depth, descend, iter(()), None, owned=False)
         return _Frame(handle, prefix, depth, descend, sorter.drain(), infos, owned, bound)
+
+    def _kept(self, entry: os.DirEntry, letter: str, descend: bool,
+              infos: Optional[Dict[str, os.stat_result]]) -> Optional[str]:
+        """For ``_frame``: the type letter of an entry it keeps, None for one a glob drops.
+
+        On Windows the entry's stat comes with its name (kept in ``infos``), and a
+        junction is a link in all but name: listed, never walked.
+        """
+        info = None
+        if ON_WINDOWS and (self.options.stat or letter == "d"):
+            info = windows_stat(entry)
+            if info is not None and letter == "d" and is_junction(info):
+                letter = "l"
+        patterns = self.options.glob
+        if patterns and not (descend and letter == "d") and not matches(entry.name, patterns):
+            return None
+        if infos is not None and info is not None:
+            infos[entry.name] = info
+        return letter
 
     def _child(self, frame: "_Frame", name: str, gathered: int,
                bound: Tuple[str, ...] = ()) -> Optional["_Frame"]:
@@ -339,15 +426,6 @@ class DirListing:
         return self._frame(os.path.join(frame.handle, name), prefix, frame.depth + 1,
                            owned=False, gathered=gathered, bound=bound)
 
-    def _letter(self, info: os.stat_result, letter: str) -> str:
-        """The type letter from an lstat (a junction stays a link); notes shared inodes."""
-        if ON_WINDOWS:
-            return letter if letter == "l" else LETTERS.get(stat_module.S_IFMT(info.st_mode), "o")
-        letter = LETTERS.get(stat_module.S_IFMT(info.st_mode), "o")
-        if letter != "d" and (info.st_nlink > 1 or info.st_dev != self._dev):
-            self.shared_inodes = True
-        return letter
-
     def _warn(self, where: str, exc: OSError) -> None:
         """A sub-directory could not be listed: go on, but the answer is partial."""
         self.warning = self.warning or refusal(exc, where)
@@ -361,19 +439,33 @@ class _Full(Exception):
 class _Frame:
     """One directory on the walk's stack: its rows in order, consumed as they are listed."""
 
-    __slots__ = ("handle", "prefix", "depth", "descend", "rows", "infos", "owned", "bound")
+    __slots__ = ("handle", "prefix", "depth", "descend", "batches", "names", "letters", "at",
+                 "infos", "owned", "bound")
 
     def __init__(self, handle: Union[int, str], prefix: str, depth: int, descend: bool,
-                 rows: Iterator[str], infos: Optional[Dict[str, os.stat_result]],
+                 batches: Iterator[List[str]], infos: Optional[Dict[str, os.stat_result]],
                  owned: bool, bound: Tuple[str, ...] = ()) -> None:
         self.handle = handle
         self.prefix = prefix
         self.depth = depth
         self.descend = descend
-        self.rows = rows  # ``namesort`` rows, name + NUL + type letter
+        self.batches = batches  # sorted ``namesort`` rows, a batch at a time
+        self.names: List[str] = []  # the batch being listed, split: its names ...
+        self.letters = ""  # ... their type letters from readdir ...
+        self.at = 0  # ... and the next one to list
         self.infos = infos  # Windows' free stat by name, for a small directory
         self.owned = owned  # a descriptor the walk opened, so closes
         self.bound = bound  # resuming: the position below this directory (see ``_frame``)
+
+    def more(self) -> bool:
+        """Whether rows are left to list; the next batch is split once this one is listed."""
+        while self.at == len(self.names):
+            batch = next(self.batches, None)
+            if batch is None:
+                return False
+            self.names, self.letters = namesort.split_rows(batch)
+            self.at = 0
+        return True
 
     def close(self) -> None:
         if self.owned:

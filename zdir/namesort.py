@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from itertools import chain
-from typing import Callable, Iterator, List, Optional
+from typing import Callable, Iterator, List, Optional, Tuple
 
 RUN_ENTRIES = 65_536  # rows sorted together, then packed; a smaller directory stays a list
 BLOCK_ENTRIES = 1_024  # rows per packed block: what each run holds unpacked while merging
@@ -74,21 +74,20 @@ class SortedRows:
             self._spill()
         self.check_at = min(self.run_entries, 2 * max(len(self.rows), self.keep) + TRIM_SLACK)
 
-    def drain(self) -> Iterator[str]:
-        """Every kept row, in order, released a block at a time as it is handed on (call once).
+    def drain(self) -> Iterator[List[str]]:
+        """Every kept row, in order, in batches released as they are handed on (call once).
 
-        Rows come in batches joined by ``itertools.chain``, so handing on each row
-        costs no Python frame.
+        Batches, not rows: the lister handles a batch's names column by column.
         """
         rows = self.rows
         self.rows = []
         self._trim(rows)
         if not self._runs:
-            return chain.from_iterable(_batches(rows))
+            return _batches(rows)
         if rows:
             self._runs.append(_pack(rows))
         runs, self._runs = self._runs, []
-        return chain.from_iterable(_cut(_merged(runs), self.keep, self.listed))
+        return _cut(_merged(runs), self.keep, self.listed)
 
     def _trim(self, rows: List[str]) -> None:
         """Sort ``rows``, dropping those past the runs' cutoff and past their ``keep``-th listed."""
@@ -227,3 +226,11 @@ def _merged(runs: List[_Run]) -> Iterator[List[str]]:
         if len(out) > 1:
             out.sort()
         yield out
+
+
+def split_rows(rows: List[str]) -> Tuple[List[str], str]:
+    """A batch of rows as its names and its letters (one per name), split in C."""
+    if not rows:
+        return [], ""
+    parts = "\0".join(rows).split("\0")  # name, letter, name, letter, ...
+    return parts[0::2], "".join(parts[1::2])

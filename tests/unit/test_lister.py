@@ -405,3 +405,81 @@ def test_windows_stat_is_kept_for_a_small_directory_only(tmp_path, monkeypatch):
     assert len([call for call in spy.calls if call[0] == "lstat"]) == 20
     assert big == small and sum(len(c.names) for c in big) == 20
     assert big[0].sizes[:3] == [0, 1, 2]
+
+
+# -- stat columns read a batch at a time (zdir/lstats.py) ---------------------------------------
+
+def lstat_hook(monkeypatch, before):
+    """Calls ``before(name)`` just ahead of each lstat the lister makes (by descriptor or path)."""
+    real_lstat = os.lstat
+
+    def lstat(path, *args, **kwargs):
+        before(os.path.basename(os.fsdecode(path)))
+        return real_lstat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "lstat", lstat)
+
+
+def test_entries_that_vanish_before_their_lstat_keep_their_readdir_type(tmp_path, monkeypatch):
+    """In the middle of a batch, at its ends, a directory: gone between readdir and lstat,
+    each is listed with its type from readdir and no stat columns; the rest as usual."""
+    names = [f"n{i:03d}" for i in range(2 * lister.STAT_BATCH + 10)]
+    make_tree(tmp_path, {name: "x" * (i % 7) for i, name in enumerate(names)})
+    (tmp_path / "n050-dir").mkdir()
+    gone = {"n000", "n050-dir", names[lister.STAT_BATCH - 1], names[lister.STAT_BATCH], "n100"}
+
+    def vanish(name):
+        if name in gone:
+            path = tmp_path / name
+            path.rmdir() if path.is_dir() else path.unlink()
+
+    lstat_hook(monkeypatch, vanish)
+    listing = DirListing(str(tmp_path.resolve()), "", Options(recursive=True, chunk_entries=50))
+    chunks = list(listing)
+    assert all(len(c.names) == 50 for c in chunks[:-1])
+    rows = {n: (t, s, m, mt) for c in chunks
+            for n, t, s, m, mt in zip(c.names, c.types, c.sizes, c.modes, c.mtimes)}
+    assert list(rows) == sorted(names + ["n050-dir"])
+    for i, name in enumerate(names):
+        if name in gone:
+            assert rows[name] == ("f", None, None, None), name
+        else:
+            assert rows[name][:2] == ("f", i % 7) and stat.S_ISREG(rows[name][2]), name
+            assert isinstance(rows[name][3], float)
+    assert rows["n050-dir"] == ("d", None, None, None)
+    assert listing.truncated and listing.warning.code == "not_found"  # walked into: gone
+
+
+def test_a_walk_stuck_in_an_lstat_shows_only_whole_entries(tmp_path, monkeypatch):
+    """``gathered()`` from another thread while an lstat hangs: entries whose every column
+    is written, in order, at most a batch short of the stuck one; none half-added."""
+    import threading
+
+    names = [f"n{i:03d}" for i in range(3 * lister.STAT_BATCH)]
+    make_tree(tmp_path, {name: "x" for name in names})
+    stuck_at = 2 * lister.STAT_BATCH + 5
+    stuck, release = threading.Event(), threading.Event()
+
+    def hang(name):
+        if name == names[stuck_at]:
+            stuck.set()
+            release.wait(10)
+
+    lstat_hook(monkeypatch, hang)
+    listing = DirListing(str(tmp_path.resolve()), "", Options(targets=True))
+    walker = threading.Thread(target=lambda: listing.__setattr__("chunks", list(listing)))
+    walker.start()
+    try:
+        assert stuck.wait(10)
+        taken, chunk = listing.gathered()
+    finally:
+        release.set()
+        walker.join(10)
+    assert taken == 0 and chunk is not None
+    count = len(chunk.names)
+    assert stuck_at - lister.STAT_BATCH <= count <= stuck_at
+    assert chunk.names == names[:count] and chunk.types == "f" * count
+    assert len(chunk.sizes) == len(chunk.mtimes) == len(chunk.modes) == count
+    assert chunk.sizes == [1] * count and chunk.targets == [None] * count
+    (whole,) = listing.chunks
+    assert whole.names == names
