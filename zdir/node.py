@@ -55,7 +55,7 @@ SHUTDOWN_GRACE = 1.0  # seconds the worker threads get to close their sockets on
 RECEIVE_BATCH = 256  # requests read per wake-up before the loop looks at its other sockets
 PAGED_LISTING_LIMIT = 1 << 62  # entries in a whole paged listing: none to speak of
 ACCEPT_LOG_INTERVAL = 60.0  # seconds between two log lines about running out of descriptors
-_EVENTS, _POLLIN, _SNDMORE = int(zmq.EVENTS), int(zmq.POLLIN), int(zmq.SNDMORE)
+_EVENTS, _POLLIN, _NOBLOCK = int(zmq.EVENTS), int(zmq.POLLIN), int(zmq.NOBLOCK)
 
 
 class Node(PagedListings, Upstreams):
@@ -239,17 +239,21 @@ class Node(PagedListings, Upstreams):
     def _receive(self, now: float) -> None:
         frontend = self.frontend
         assert frontend is not None
-        # Asked first, not tried until zmq.Again: an exception per wake-up costs more.
         for _ in range(RECEIVE_BATCH):
-            if not frontend.getsockopt(_EVENTS) & _POLLIN:
+            try:
+                frames = reliable.recv_frames(frontend, _NOBLOCK)  # the poll said it is there
+            except zmq.Again:
                 return
-            frames = frontend.recv_multipart(zmq.NOBLOCK)
             try:
                 self._accept(frames, now)
             except zmq.ContextTerminated:
                 raise
             except Exception as exc:  # a bug: this request is answered, the node goes on
                 self._internal_error(envelope_and_body(frames)[0], None, "", exc)
+            # Asked before the next read, not tried until zmq.Again: an exception per
+            # wake-up costs more.
+            if not frontend.getsockopt(_EVENTS) & _POLLIN:
+                return
 
     def _internal_error(self, envelope: list, request_id: Optional[bytes], op: str,
                         exc: Exception) -> None:
@@ -462,16 +466,8 @@ class Node(PagedListings, Upstreams):
         return header, chunks
 
     def _send(self, envelope: list, reply: List[object]) -> None:
-        """``send_multipart`` with plain int flags: its ``SNDMORE | flags`` on pyzmq's enum
-        costs more than sending a small frame."""
-        frontend = self.frontend
-        assert frontend is not None
-        frames = [*envelope, *reply]
-        last = frames.pop()
         try:
-            for frame in frames:
-                frontend.send(frame, _SNDMORE, copy=False)
-            frontend.send(last, 0, copy=False)
+            reliable.send_frames(self.frontend, [*envelope, *reply])  # type: ignore[arg-type]
         except zmq.ZMQError as exc:  # the client is gone (ROUTER drops), or a bug
             _peer_log.warning(("send", exc.errno), "could not send a reply: %s", exc)
 

@@ -29,7 +29,7 @@ import itertools
 import logging
 import struct
 import time
-from typing import Any, Callable, Dict, List, NamedTuple, Optional
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence
 
 import zmq
 
@@ -76,6 +76,7 @@ _EVENTS = (zmq.EVENT_CONNECT_DELAYED | zmq.EVENT_CONNECTED | zmq.EVENT_CONNECT_R
 _MECHANISM_MISMATCH = 0x11000002  # ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH
 _monitor_ids = itertools.count()
 _SOCKET_EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)
+_NOBLOCK, _SNDMORE = int(zmq.NOBLOCK), int(zmq.SNDMORE)
 
 
 def watch(sock: zmq.Socket, events: int) -> zmq.Socket:
@@ -98,6 +99,30 @@ def heartbeat_ivl_ms(links: int) -> int:
     250 links keep HEARTBEAT_IVL_MS; beyond, a frozen peer is noticed later.
     """
     return max(HEARTBEAT_IVL_MS, links * 1000 // HEARTBEATS_PER_S)
+
+
+def send_frames(sock: zmq.Socket, frames: Sequence[object], flags: int = 0) -> None:
+    """``send_multipart``, cheaper: plain int flags (its ``SNDMORE | flags`` on pyzmq's
+    enums costs more than sending a small frame). Frames of 64 KiB or more are not copied.
+
+    Raises zmq.Again (with NOBLOCK) only before the first frame: libzmq takes the rest
+    of a message whose first frame it took.
+    """
+    more = flags | _SNDMORE
+    for frame in frames[:-1]:
+        sock.send(frame, more, copy=False)
+    sock.send(frames[-1], flags, copy=False)
+
+
+def recv_frames(sock: zmq.Socket, flags: int = 0) -> List[bytes]:
+    """``recv_multipart``, cheaper: each frame says whether more follow, where
+    ``recv_multipart`` asks the socket (``RCVMORE``, a pyzmq enum lookup) per frame."""
+    frame = sock.recv(flags, copy=False)
+    frames = [frame.bytes]
+    while frame.more:
+        frame = sock.recv(flags, copy=False)
+        frames.append(frame.bytes)
+    return frames
 
 
 def own_memory(frame: zmq.Frame) -> zmq.Frame:
@@ -310,8 +335,7 @@ class Link:
 
     def _send(self, call: Call) -> None:
         try:
-            self.socket.send_multipart([b"", *call.frames], flags=zmq.NOBLOCK,  # type: ignore[union-attr]
-                                       copy=False)
+            send_frames(self.socket, [b"", *call.frames], _NOBLOCK)  # type: ignore[arg-type]
         except zmq.Again:  # the connection went between the verdict and now
             self.waiting.append(call)
             return
@@ -418,22 +442,25 @@ class Link:
         the loop; the poll reports the rest); return the calls they finished."""
         finished: List[Call] = []
         for _ in range(READ_BATCH):
-            # Asked first, not tried until zmq.Again: an exception per read costs more.
-            if self.socket is None or not self.socket.getsockopt(_SOCKET_EVENTS) & _POLLIN:
-                break
             try:
                 finished += self._read_reply()
-            except zmq.Again:
+            except zmq.Again:  # the poll's news was stale: read already, or a new socket
+                break
+            # Asked before the next read, not tried until zmq.Again: an exception per
+            # wake-up costs more. (The first read needs no asking: the poll said so.)
+            if self.socket is None or not self.socket.getsockopt(_SOCKET_EVENTS) & _POLLIN:
                 break
         return finished
 
     def _read_reply(self) -> List[Call]:
         """One reply, frame by frame: matched to its call by id, held within the budget."""
         sock = self.socket
-        delimiter = sock.recv(zmq.NOBLOCK, copy=False)  # type: ignore[union-attr]
+        if sock is None:  # closed since the poll (a refused handshake): nothing to read
+            return []
+        delimiter = sock.recv(_NOBLOCK, copy=False)
         if delimiter.bytes or not delimiter.more:
             return self._untrusted("a reply must start with an empty delimiter frame")
-        head = sock.recv(copy=False)  # type: ignore[union-attr]
+        head = sock.recv(copy=False)
         try:
             header = protocol.decode_header(head.bytes)
         except RemoteProtocolError as exc:
@@ -447,7 +474,7 @@ class Link:
         chunks: List[zmq.Frame] = []
         more = head.more
         while more:
-            frame = sock.recv(copy=False)  # type: ignore[union-attr]
+            frame = sock.recv(copy=False)
             more = frame.more
             budget -= max(len(frame), FRAME_COST)
             if budget < 0:
