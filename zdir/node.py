@@ -43,7 +43,7 @@ from .exchange import Exchange
 from .reliable import Call, Link
 from .sourcenames import SourceNames
 from .upstreams import NO_TIME_LEFT, Upstreams, sockets_needed
-from .walks import ASKED_BY_CLIENT, Walk, Workers, ms_since
+from .walks import Walk, Workers, ms_since
 
 if TYPE_CHECKING:  # keys imports zmq.auth, which only CURVE deployments need
     from .keys import Gatekeeper
@@ -173,7 +173,9 @@ class Node(PagedListings, Upstreams):
                     self._reload_upstreams()
                 if version != self.exchange.version:
                     poller, owners, version = self._poller()
-                for sock, _ in poller.poll(self._poll_timeout()):
+                wake = self._next_wake()
+                timeout = None if wake is None else max(0.0, (wake - time.monotonic()) * 1000.0)
+                for sock, _ in poller.poll(timeout):
                     now = time.monotonic()
                     if sock is self.frontend:
                         self._receive(now)
@@ -188,10 +190,14 @@ class Node(PagedListings, Upstreams):
                         if link is not None:  # else closed since the poll began
                             self._calls_done(self.exchange.handle(link, sock, now))
                 now = time.monotonic()
-                self._calls_done(self.exchange.expire(now))
-                self._expire(now)
-                self.cursors.expire(now)
-                self.ahead.expire(now)
+                # Nothing is due before the wake: what became timed meanwhile (a new
+                # request, a new call) is due later, or its wake makes the next poll
+                # return at once.
+                if wake is not None and now >= wake:
+                    self._calls_done(self.exchange.expire(now))
+                    self._expire(now)
+                    self.cursors.expire(now)
+                    self.ahead.expire(now)
                 self.workers.dispatch(now)  # type: ignore[union-attr]
         finally:
             self._shutdown()
@@ -207,14 +213,14 @@ class Node(PagedListings, Upstreams):
             poller.register(sock, zmq.POLLIN)
         return poller, owners, self.exchange.version
 
-    def _poll_timeout(self) -> Optional[float]:
-        """Milliseconds until the next deadline or lease; None: nothing is timed, sleep."""
-        wakes = [p.deadline for p in self.pending.values()]
-        wakes += [wake for wake in (self.exchange.next_deadline(), self.cursors.next_expiry(),
-                                    self.ahead.next_expiry()) if wake is not None]
-        if not wakes:
-            return None
-        return max(0.0, (min(wakes) - time.monotonic()) * 1000.0)
+    def _next_wake(self) -> Optional[float]:
+        """When the next deadline or lease ends (time.monotonic()); None: nothing is timed."""
+        wake = min((p.deadline for p in self.pending.values()), default=None)
+        for then in (self.exchange.next_deadline(), self.cursors.next_expiry(),
+                     self.ahead.next_expiry()):
+            if then is not None and (wake is None or then < wake):
+                wake = then
+        return wake
 
     def _accept_failed(self, now: float) -> None:
         """Out of descriptors: say so, once per interval, not once per failed accept.
@@ -279,15 +285,15 @@ class Node(PagedListings, Upstreams):
             self._send(envelope, protocol.error_reply(exc.request_id, exc.op, exc.code,
                                                       exc.message))
             return
-        refusal = self._refusal(request)
+        budget = (request.deadline_ms / 1000.0 if request.deadline_ms is not None
+                  else self.cfg.upstream_timeout)
+        pending = Pending(envelope, request, now, now + budget - reply_margin(budget))
+        refusal = self._refusal(pending)
         if refusal is not None:
             code, message = refusal
             self._log_refusal(request, code, now)
             self._send(envelope, protocol.error_reply(request.id, request.op, code, message))
             return
-        budget = (request.deadline_ms / 1000.0 if request.deadline_ms is not None
-                  else self.cfg.upstream_timeout)
-        pending = Pending(envelope, request, now, now + budget - reply_margin(budget))
         if request.op == "list" and request.token is not None:
             try:
                 pending.token = tokens.decode_token(request.token, request.path)
@@ -317,14 +323,16 @@ class Node(PagedListings, Upstreams):
         else:
             self.pending[id(pending)] = pending
 
-    def _refusal(self, request: protocol.Request) -> Optional[Tuple[str, str]]:
-        """Why the whole request is refused before anything starts, if it is."""
+    def _refusal(self, pending: Pending) -> Optional[Tuple[str, str]]:
+        """Why the whole request is refused before anything starts, if it is; a listing's
+        path is split here, once (``pending.parts``)."""
+        request = pending.request
         if self.node_id in request.trail:
             return (ErrorCode.LOOP,
                     f"{self.cfg.name} is already on this request's path: the chain has a loop")
         if request.op == "list":
             try:
-                split_path(request.path)
+                pending.parts = tuple(split_path(request.path))
             except ListingError as exc:
                 return exc.code, exc.message
         return None
@@ -358,7 +366,7 @@ class Node(PagedListings, Upstreams):
     def _kept(self, pending: Pending, options: Options, limit: Optional[int] = None) -> bool:
         """The own part from an exact kept listing of at most ``limit`` entries, if there is
         one: found with no file-system call, so the loop serves it, with no worker."""
-        cached = self.cache.lookup(tuple(split_path(pending.request.path)), options)
+        cached = self.cache.lookup(pending.parts, options)
         if cached is None or (limit is not None and cached.entries > limit):
             return False
         pending.own = (SourceStatus(self.cfg.name, True, entries=cached.entries,
@@ -367,7 +375,9 @@ class Node(PagedListings, Upstreams):
         return True
 
     def _options(self, request: protocol.Request) -> Options:
-        options = Options(**{field: getattr(request, field) for field in ASKED_BY_CLIENT},
+        options = Options(all=request.all, stat=request.stat, recursive=request.recursive,
+                          max_depth=request.max_depth, glob=request.glob,
+                          exclude=request.exclude, targets=request.targets,
                           chunk_entries=self.cfg.chunk_entries,
                           max_entries=self.cfg.max_entries, depth_limit=self.cfg.max_depth)
         if request.paged:  # --max-entries bounds each page; a paged listing has no end
