@@ -14,12 +14,12 @@ import heapq
 import itertools
 import random
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple, Union
 
 import zmq
 
 from .protocol import ErrorCode
-from .reliable import Call, Failure, Link
+from .reliable import Call, Failure, Link, poll_fd
 
 TRIM_DELAY = 1.0  # seconds after an oversized reply before its memory is handed back
 # A peer that answers "busy" is asked again after a pause, for as long as the call's
@@ -28,6 +28,7 @@ BUSY_BACKOFF = 0.05  # seconds before the first new try; doubles, times 0.5-1.5 
 BUSY_BACKOFF_MAX = 2.0  # ... up to this
 BUSY_LAST_TRY = 0.05  # seconds kept for the last try before the deadline
 _EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)
+Pollable = Union[zmq.Socket, int]  # a socket, or a descriptor (reliable.poll_fd)
 
 
 class Exchange:
@@ -40,7 +41,7 @@ class Exchange:
         self._trim_at: Optional[float] = None  # when to hand memory back after a flood
         self._again: List[Tuple[float, int, Call]] = []  # heap: busy peers' calls, by when
         self._again_order = itertools.count()  # ties in that heap: first come, first sent
-        self._waiting: Optional[Tuple[int, Dict[zmq.Socket, Link], zmq.Poller]] = None
+        self._waiting: Optional[Tuple[int, Dict[Pollable, Link], zmq.Poller]] = None
 
     def add(self, link: Link) -> None:
         self.links.append(link)
@@ -88,21 +89,22 @@ class Exchange:
             self.version += 1
         return started
 
-    def by_socket(self) -> Dict[zmq.Socket, Link]:
-        """Every socket to poll for input (each link's connection and monitor), and its link."""
-        found: Dict[zmq.Socket, Link] = {}
+    def by_socket(self) -> Dict[Pollable, Link]:
+        """What to poll for input, and its link: each link's connection, and its monitor's
+        descriptor (``reliable.poll_fd``: ``on_events`` reads it until zmq.Again)."""
+        found: Dict[Pollable, Link] = {}
         for link in self.links:
             if link.socket is not None:
-                found[link.socket] = found[link.monitor] = link  # type: ignore[index]
+                found[link.socket] = found[poll_fd(link.monitor)] = link  # type: ignore[arg-type]
         return found
 
-    def handle(self, link: Link, sock: zmq.Socket, now: float) -> List[Call]:
-        """What became of the calls after ``sock`` (a link's socket or monitor) was readable."""
+    def handle(self, link: Link, sock: Pollable, now: float) -> List[Call]:
+        """What became of the calls after ``sock`` (from ``by_socket``) was readable."""
         before = link.socket
-        if sock is link.monitor:
-            finished = link.on_events(now)
-        else:
+        if sock is link.socket:
             finished = self._unless_busy(link.on_readable(), now)
+        else:  # its monitor (or a socket replaced since the poll: nothing to read there)
+            finished = link.on_events(now)
         if link.socket is not before:
             self.version += 1
             if any(call.error is not None and call.error.code == ErrorCode.LIMIT_EXCEEDED
@@ -202,7 +204,7 @@ class Exchange:
             if self.version != version:
                 version, owners, poller = self._wait_poller()
 
-    def _wait_poller(self) -> Tuple[int, Dict[zmq.Socket, Link], zmq.Poller]:
+    def _wait_poller(self) -> Tuple[int, Dict[Pollable, Link], zmq.Poller]:
         """The sockets ``wait_for`` polls: made again only when they change, not per call."""
         if self._waiting is None or self._waiting[0] != self.version:
             owners = self.by_socket()
@@ -210,7 +212,7 @@ class Exchange:
         return self._waiting
 
 
-def _poller(sockets: Dict[zmq.Socket, Link]) -> zmq.Poller:
+def _poller(sockets: Dict[Pollable, Link]) -> zmq.Poller:
     poller = zmq.Poller()
     for sock in sockets:
         poller.register(sock, zmq.POLLIN)

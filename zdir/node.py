@@ -39,7 +39,7 @@ from .nodeconfig import NodeConfig
 from .paged import PagedListings, cut_off
 from .pending import Pending, envelope_and_body, reply_margin
 from .protocol import ErrorCode, ReplyHeader, SourceStatus, error_dict
-from .exchange import Exchange
+from .exchange import Exchange, Pollable
 from .reliable import Call, Link
 from .sourcenames import SourceNames
 from .upstreams import NO_TIME_LEFT, Upstreams, sockets_needed
@@ -86,6 +86,7 @@ class Node(PagedListings, Upstreams):
         self.ahead = PagesAhead()  # upstreams' next pages, asked for before the client does
         self._done: Optional[zmq.Socket] = None
         self._accepts: Optional[zmq.Socket] = None  # the front end's failed accepts
+        self._done_fd = self._accepts_fd = -1  # what the loop polls for them (poll_fd)
         self._accept_logged = -ACCEPT_LOG_INTERVAL
         self._accept_failures = 0
         self.workers: Optional[Workers] = None
@@ -114,11 +115,13 @@ class Node(PagedListings, Upstreams):
         self.frontend = frontend
         self.endpoint = frontend.getsockopt_string(zmq.LAST_ENDPOINT)
         self._accepts = reliable.watch(frontend, zmq.EVENT_ACCEPT_FAILED)
+        self._accepts_fd = reliable.poll_fd(self._accepts)
         for upstream in upstreams:
             self.links.append(self._link(upstream))
         done_address = f"inproc://{self.node_id}-done"
         self._done = self.context.socket(zmq.PULL)
         self._done.bind(done_address)
+        self._done_fd = reliable.poll_fd(self._done)
         self.workers = Workers(self.context, done_address, workers=self.cfg.workers,
                                root=self.cfg.root, name=self.cfg.name,
                                options=self._options, cache=self.cache)
@@ -168,6 +171,9 @@ class Node(PagedListings, Upstreams):
         """Run the loop until ``stop()``; then close everything, LINGER 0."""
         try:
             poller, owners, version = self._poller()
+            # Read until zmq.Again once before the first poll (reliable.poll_fd): the front
+            # end was bound before it was watched, so an event may be waiting unsignalled.
+            self._accept_failed(time.monotonic())
             while not self.stopping.is_set():
                 if self._reload:
                     self._reload_upstreams()
@@ -179,9 +185,9 @@ class Node(PagedListings, Upstreams):
                     now = time.monotonic()
                     if sock is self.frontend:
                         self._receive(now)
-                    elif sock is self._done:
+                    elif sock == self._done_fd:
                         self._walks_done()
-                    elif sock is self._accepts:
+                    elif sock == self._accepts_fd:
                         self._accept_failed(now)
                     elif sock is self._wake_up:
                         _drain(self._wake_up)  # stop() or reload(): looked at above
@@ -202,11 +208,13 @@ class Node(PagedListings, Upstreams):
         finally:
             self._shutdown()
 
-    def _poller(self) -> Tuple[zmq.Poller, Dict[zmq.Socket, Link], int]:
+    def _poller(self) -> Tuple[zmq.Poller, Dict[Pollable, Link], int]:
+        """What the loop polls: the front end and the links' sockets, and the descriptors of
+        the sockets it reads until zmq.Again (``reliable.poll_fd``) and of its wake-up pair."""
         poller = zmq.Poller()
         poller.register(self.frontend, zmq.POLLIN)
-        poller.register(self._done, zmq.POLLIN)
-        poller.register(self._accepts, zmq.POLLIN)
+        poller.register(self._done_fd, zmq.POLLIN)
+        poller.register(self._accepts_fd, zmq.POLLIN)
         poller.register(self._wake_up, zmq.POLLIN)
         owners = self.exchange.by_socket()
         for sock in owners:

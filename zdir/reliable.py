@@ -87,7 +87,22 @@ def watch(sock: zmq.Socket, events: int) -> zmq.Socket:
     monitor = sock.context.socket(zmq.PAIR)
     monitor.linger = 0
     monitor.connect(address)
+    monitor.getsockopt(zmq.EVENTS)  # looked at once, so that poll_fd signals what comes
     return monitor
+
+
+def poll_fd(sock: zmq.Socket) -> int:
+    """The descriptor to poll for a socket that is read until zmq.Again whenever it wakes
+    the poll (a monitor, the walks' "done" socket), instead of the socket itself.
+
+    A poll asks each ZeroMQ socket for its state on every pass (a system call, twice a
+    poll), which on a loop's quiet sockets costs more than the message it waits for; a
+    plain descriptor costs nothing. It is edge-triggered (ZMQ_FD): it signals news that
+    comes after the socket was found empty, so a reader must read until zmq.Again each
+    time it wakes, and once before it first polls (``watch`` does that for a monitor
+    it makes before the watched socket connects).
+    """
+    return sock.getsockopt(zmq.FD)
 
 
 def heartbeat_ivl_ms(links: int) -> int:
