@@ -262,7 +262,9 @@ def _checked_request(frames: Sequence[bytes], wire: dict, request_id: Optional[b
         )
     if request_id is None:
         raise RemoteProtocolError(f"'id' must be 1 to {MAX_REQUEST_ID_BYTES} bytes (bin)")
-    fields = {k: v for k, v in wire.items() if k in _REQUEST_KEYS}
+    del wire["v"]
+    fields = wire if wire.keys() <= _REQUEST_KEYS else {
+        k: v for k, v in wire.items() if k in _REQUEST_KEYS}  # a later version's keys
     for key in ("glob", "exclude", "trail"):
         if type(fields.get(key)) is list:
             fields[key] = tuple(fields[key])
@@ -288,28 +290,55 @@ _COLUMN_TYPES = (
 
 def check_request(request: Request) -> None:
     """Raise RemoteProtocolError naming the first field with a wrong type or value."""
-    if not isinstance(request.op, str):
+    op, request_id, path = request.op, request.id, request.path
+    if not isinstance(op, str):
         raise RemoteProtocolError("'op' must be a string")
-    if request.op not in OPERATIONS:
+    if op not in OPERATIONS:
         raise RemoteProtocolError(
-            f"unknown operation {request.op!r}; expected one of {', '.join(OPERATIONS)}",
+            f"unknown operation {op!r}; expected one of {', '.join(OPERATIONS)}",
             code=ErrorCode.UNKNOWN_OP,
         )
-    if not isinstance(request.id, bytes) or not 0 < len(request.id) <= MAX_REQUEST_ID_BYTES:
+    if not isinstance(request_id, bytes) or not 0 < len(request_id) <= MAX_REQUEST_ID_BYTES:
         raise RemoteProtocolError(f"'id' must be 1 to {MAX_REQUEST_ID_BYTES} bytes (bin)")
-    if not isinstance(request.path, (str, bytes)):
+    if not isinstance(path, (str, bytes)):
         raise RemoteProtocolError("'path' must be a string or bin")
-    if len(request.path) > MAX_PATH_BYTES:
+    if len(path) > MAX_PATH_BYTES:
         raise RemoteProtocolError(
             f"'path' is longer than {MAX_PATH_BYTES} bytes", code=ErrorCode.BAD_PATH
         )
-    for key in ("all", "stat", "recursive", "targets"):
-        if type(getattr(request, key)) is not bool:
-            raise RemoteProtocolError(f"'{key}' must be a boolean")
-    for key, value in (("max_depth", request.max_depth), ("deadline_ms", request.deadline_ms)):
+    if not (type(request.all) is bool and type(request.stat) is bool
+            and type(request.recursive) is bool and type(request.targets) is bool):
+        key = next(k for k in _BOOLEAN_FIELDS if type(getattr(request, k)) is not bool)
+        raise RemoteProtocolError(f"'{key}' must be a boolean")
+    for key in _COUNT_FIELDS:
+        value = getattr(request, key)
         if value is not None and (type(value) is not int or value < 0):
             raise RemoteProtocolError(f"'{key}' must be a non-negative integer or nil")
-    for key, value in (("page_entries", request.page_entries), ("page_ms", request.page_ms)):
+    if (request.page_entries is not None or request.page_ms is not None
+            or request.token is not None or request.horizon is not None):
+        _check_paging(request)
+    for key, limit in _ITEM_FIELDS:
+        value = getattr(request, key)
+        if type(value) is tuple and not value:  # the usual case: none
+            continue
+        if not isinstance(value, tuple) or not set(map(type, value)) <= _STR:
+            raise RemoteProtocolError(f"'{key}' must be an array of strings")
+        if len(value) > limit or max(map(len, value)) > MAX_ITEM_CHARS:
+            raise RemoteProtocolError(
+                f"'{key}' holds more than {limit} items or an item over {MAX_ITEM_CHARS} "
+                "characters",
+                code=ErrorCode.LIMIT_EXCEEDED,
+            )
+
+
+_BOOLEAN_FIELDS = ("all", "stat", "recursive", "targets")
+_COUNT_FIELDS = ("max_depth", "deadline_ms")
+_ITEM_FIELDS = (("glob", MAX_PATTERNS), ("exclude", MAX_PATTERNS), ("trail", MAX_TRAIL))
+
+
+def _check_paging(request: Request) -> None:
+    for key in ("page_entries", "page_ms"):
+        value = getattr(request, key)
         if value is not None and (type(value) is not int or value < 1):
             raise RemoteProtocolError(f"'{key}' must be a positive integer or nil")
     if request.token is not None and (not isinstance(request.token, bytes)
@@ -319,17 +348,6 @@ def check_request(request: Request) -> None:
                                         or len(request.horizon) > MAX_KEY_BYTES):
         raise RemoteProtocolError(f"'horizon' must be nil or a name (str or bin) of at most "
                                   f"{MAX_KEY_BYTES} bytes")
-    for key, value, limit in (("glob", request.glob, MAX_PATTERNS),
-                              ("exclude", request.exclude, MAX_PATTERNS),
-                              ("trail", request.trail, MAX_TRAIL)):
-        if not isinstance(value, tuple) or (value and not set(map(type, value)) <= _STR):
-            raise RemoteProtocolError(f"'{key}' must be an array of strings")
-        if len(value) > limit or any(len(item) > MAX_ITEM_CHARS for item in value):
-            raise RemoteProtocolError(
-                f"'{key}' holds more than {limit} items or an item over {MAX_ITEM_CHARS} "
-                "characters",
-                code=ErrorCode.LIMIT_EXCEEDED,
-            )
 
 
 # -- replies --------------------------------------------------------------------------------
