@@ -192,11 +192,11 @@ class Exchange:
         version, owners, poller = self._wait_poller()
         while not call.done:
             now = time.monotonic()
-            self.expire(now)
-            if call.done:
-                break
             wake = self.next_deadline()
-            timeout = None if wake is None else max(0.0, (wake - now) * 1000.0)
+            if wake is not None and wake <= now:  # else nothing is due: no expiry to run
+                self.expire(now)
+                continue
+            timeout = None if wake is None else (wake - now) * 1000.0
             for sock, _ in poller.poll(timeout):
                 link = owners.get(sock)
                 if link is not None:
