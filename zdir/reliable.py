@@ -462,8 +462,10 @@ class Link:
             except zmq.Again:  # the poll's news was stale: read already, or a new socket
                 break
             # Asked before the next read, not tried until zmq.Again: an exception per
-            # wake-up costs more. (The first read needs no asking: the poll said so.)
-            if self.socket is None or not self.socket.getsockopt(_SOCKET_EVENTS) & _POLLIN:
+            # wake-up costs more. (The first read needs no asking: the poll said so.) With
+            # no call waiting, nothing is asked: a late reply is read when the poll says.
+            if (not self.in_flight or self.socket is None
+                    or not self.socket.getsockopt(_SOCKET_EVENTS) & _POLLIN):
                 break
         return finished
 
