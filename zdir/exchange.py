@@ -114,17 +114,21 @@ class Exchange:
         return finished
 
     def next_deadline(self) -> Optional[float]:
+        """When ``expire`` next has work: a deadline, a busy peer's next try, a memory trim,
+        a lost connection's grace (None: nothing is timed). Asked once per loop turn."""
         heap = self._deadlines
         while heap and heap[0].done:
             heapq.heappop(heap)
-        wakes = [heap[0].deadline] if heap else []
-        if self._again:
-            wakes.append(self._again[0][0])
-        if self._trim_at is not None:
-            wakes.append(self._trim_at)
-        wakes += [c.give_up_at for link in self.links for c in link.waiting
-                  if c.give_up_at is not None]
-        return min(wakes) if wakes else None
+        wake = heap[0].deadline if heap else None
+        if self._again and (wake is None or self._again[0][0] < wake):
+            wake = self._again[0][0]
+        if self._trim_at is not None and (wake is None or self._trim_at < wake):
+            wake = self._trim_at
+        for link in self.links:
+            for call in link.waiting:  # empty unless a link is not up
+                if call.give_up_at is not None and (wake is None or call.give_up_at < wake):
+                    wake = call.give_up_at
+        return wake
 
     def expire(self, now: float) -> List[Call]:
         """Calls whose deadline (or reconnection grace) has passed fail with ``timeout``."""
