@@ -13,12 +13,12 @@ import heapq
 import itertools
 import random
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple, Union
 
 import zmq
 
 from .protocol import ErrorCode
-from .reliable import Call, Failure, Link
+from .reliable import Call, Failure, Link, poll_fd
 
 TRIM_DELAY = 1.0  # seconds after an oversized reply before its memory is handed back
 # A peer that answers "busy" is asked again after a pause, for as long as the call's
@@ -27,6 +27,7 @@ BUSY_BACKOFF = 0.05  # seconds before the first new try; doubles, times 0.5-1.5 
 BUSY_BACKOFF_MAX = 2.0  # ... up to this
 BUSY_LAST_TRY = 0.05  # seconds kept for the last try before the deadline
 _EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)
+Pollable = Union[zmq.Socket, int]  # a socket, or a descriptor (reliable.poll_fd)
 
 
 class Exchange:
@@ -39,7 +40,7 @@ class Exchange:
         self._trim_at: Optional[float] = None  # when to hand memory back after a flood
         self._again: List[Tuple[float, int, Call]] = []  # heap: busy peers' calls, by when
         self._again_order = itertools.count()  # ties in that heap: first come, first sent
-        self._waiting: Optional[Tuple[int, Dict[zmq.Socket, Link], zmq.Poller]] = None
+        self._waiting: Optional[Tuple[int, Dict[Pollable, Link], zmq.Poller]] = None
 
     def add(self, link: Link) -> None:
         self.links.append(link)
@@ -87,21 +88,22 @@ class Exchange:
             self.version += 1
         return started
 
-    def by_socket(self) -> Dict[zmq.Socket, Link]:
-        """Every socket to poll for input (each link's connection and monitor), and its link."""
-        found: Dict[zmq.Socket, Link] = {}
+    def by_socket(self) -> Dict[Pollable, Link]:
+        """What to poll for input, and its link: each link's connection, and its monitor's
+        descriptor (``reliable.poll_fd``: ``on_events`` reads it until zmq.Again)."""
+        found: Dict[Pollable, Link] = {}
         for link in self.links:
             if link.socket is not None:
-                found[link.socket] = found[link.monitor] = link  # type: ignore[index]
+                found[link.socket] = found[poll_fd(link.monitor)] = link  # type: ignore[arg-type]
         return found
 
-    def handle(self, link: Link, sock: zmq.Socket, now: float) -> List[Call]:
-        """What became of the calls after ``sock`` (a link's socket or monitor) was readable."""
+    def handle(self, link: Link, sock: Pollable, now: float) -> List[Call]:
+        """What became of the calls after ``sock`` (from ``by_socket``) was readable."""
         before = link.socket
-        if sock is link.monitor:
-            finished = link.on_events(now)
-        else:
+        if sock is link.socket:
             finished = self._unless_busy(link.on_readable(), now)
+        else:  # its monitor (or a socket replaced since the poll: nothing to read there)
+            finished = link.on_events(now)
         if link.socket is not before:
             self.version += 1
             if any(call.error is not None and call.error.code == ErrorCode.LIMIT_EXCEEDED
@@ -111,17 +113,21 @@ class Exchange:
         return finished
 
     def next_deadline(self) -> Optional[float]:
+        """When ``expire`` next has work: a deadline, a busy peer's next try, a memory trim,
+        a lost connection's grace (None: nothing is timed). Asked once per loop turn."""
         heap = self._deadlines
         while heap and heap[0].done:
             heapq.heappop(heap)
-        wakes = [heap[0].deadline] if heap else []
-        if self._again:
-            wakes.append(self._again[0][0])
-        if self._trim_at is not None:
-            wakes.append(self._trim_at)
-        wakes += [c.give_up_at for link in self.links for c in link.waiting
-                  if c.give_up_at is not None]
-        return min(wakes) if wakes else None
+        wake = heap[0].deadline if heap else None
+        if self._again and (wake is None or self._again[0][0] < wake):
+            wake = self._again[0][0]
+        if self._trim_at is not None and (wake is None or self._trim_at < wake):
+            wake = self._trim_at
+        for link in self.links:
+            for call in link.waiting:  # empty unless a link is not up
+                if call.give_up_at is not None and (wake is None or call.give_up_at < wake):
+                    wake = call.give_up_at
+        return wake
 
     def expire(self, now: float) -> List[Call]:
         """Calls whose deadline (or reconnection grace) has passed fail with ``timeout``."""
@@ -189,11 +195,11 @@ class Exchange:
         version, owners, poller = self._wait_poller()
         while not call.done:
             now = time.monotonic()
-            self.expire(now)
-            if call.done:
-                break
             wake = self.next_deadline()
-            timeout = None if wake is None else max(0.0, (wake - now) * 1000.0)
+            if wake is not None and wake <= now:  # else nothing is due: no expiry to run
+                self.expire(now)
+                continue
+            timeout = None if wake is None else (wake - now) * 1000.0
             for sock, _ in poller.poll(timeout):
                 link = owners.get(sock)
                 if link is not None:
@@ -201,7 +207,7 @@ class Exchange:
             if self.version != version:
                 version, owners, poller = self._wait_poller()
 
-    def _wait_poller(self) -> Tuple[int, Dict[zmq.Socket, Link], zmq.Poller]:
+    def _wait_poller(self) -> Tuple[int, Dict[Pollable, Link], zmq.Poller]:
         """The sockets ``wait_for`` polls: made again only when they change, not per call."""
         if self._waiting is None or self._waiting[0] != self.version:
             owners = self.by_socket()
@@ -209,7 +215,7 @@ class Exchange:
         return self._waiting
 
 
-def _poller(sockets: Dict[zmq.Socket, Link]) -> zmq.Poller:
+def _poller(sockets: Dict[Pollable, Link]) -> zmq.Poller:
     poller = zmq.Poller()
     for sock in sockets:
         poller.register(sock, zmq.POLLIN)

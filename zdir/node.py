@@ -39,11 +39,11 @@ from .nodeconfig import NodeConfig
 from .paged import PagedListings, cut_off
 from .pending import Pending, envelope_and_body, reply_margin
 from .protocol import ErrorCode, ReplyHeader, SourceStatus, error_dict
-from .exchange import Exchange
+from .exchange import Exchange, Pollable
 from .reliable import Call, Link
 from .sourcenames import SourceNames
 from .upstreams import NO_TIME_LEFT, Upstreams, sockets_needed
-from .walks import ASKED_BY_CLIENT, Walk, Workers, ms_since
+from .walks import Walk, Workers, ms_since
 
 if TYPE_CHECKING:  # keys imports zmq.auth, which only CURVE deployments need
     from .keys import Gatekeeper
@@ -55,7 +55,7 @@ SHUTDOWN_GRACE = 1.0  # seconds the worker threads get to close their sockets on
 RECEIVE_BATCH = 256  # requests read per wake-up before the loop looks at its other sockets
 PAGED_LISTING_LIMIT = 1 << 62  # entries in a whole paged listing: none to speak of
 ACCEPT_LOG_INTERVAL = 60.0  # seconds between two log lines about running out of descriptors
-_EVENTS, _POLLIN, _SNDMORE = int(zmq.EVENTS), int(zmq.POLLIN), int(zmq.SNDMORE)
+_EVENTS, _POLLIN, _NOBLOCK = int(zmq.EVENTS), int(zmq.POLLIN), int(zmq.NOBLOCK)
 
 
 class Node(PagedListings, Upstreams):
@@ -86,6 +86,7 @@ class Node(PagedListings, Upstreams):
         self.ahead = PagesAhead()  # upstreams' next pages, asked for before the client does
         self._done: Optional[zmq.Socket] = None
         self._accepts: Optional[zmq.Socket] = None  # the front end's failed accepts
+        self._done_fd = self._accepts_fd = -1  # what the loop polls for them (poll_fd)
         self._accept_logged = -ACCEPT_LOG_INTERVAL
         self._accept_failures = 0
         self.workers: Optional[Workers] = None
@@ -114,11 +115,13 @@ class Node(PagedListings, Upstreams):
         self.frontend = frontend
         self.endpoint = frontend.getsockopt_string(zmq.LAST_ENDPOINT)
         self._accepts = reliable.watch(frontend, zmq.EVENT_ACCEPT_FAILED)
+        self._accepts_fd = reliable.poll_fd(self._accepts)
         for upstream in upstreams:
             self.links.append(self._link(upstream))
         done_address = f"inproc://{self.node_id}-done"
         self._done = self.context.socket(zmq.PULL)
         self._done.bind(done_address)
+        self._done_fd = reliable.poll_fd(self._done)
         self.workers = Workers(self.context, done_address, workers=self.cfg.workers,
                                root=self.cfg.root, name=self.cfg.name,
                                options=self._options, cache=self.cache)
@@ -168,18 +171,23 @@ class Node(PagedListings, Upstreams):
         """Run the loop until ``stop()``; then close everything, LINGER 0."""
         try:
             poller, owners, version = self._poller()
+            # Read until zmq.Again once before the first poll (reliable.poll_fd): the front
+            # end was bound before it was watched, so an event may be waiting unsignalled.
+            self._accept_failed(time.monotonic())
             while not self.stopping.is_set():
                 if self._reload:
                     self._reload_upstreams()
                 if version != self.exchange.version:
                     poller, owners, version = self._poller()
-                for sock, _ in poller.poll(self._poll_timeout()):
+                wake = self._next_wake()
+                timeout = None if wake is None else max(0.0, (wake - time.monotonic()) * 1000.0)
+                for sock, _ in poller.poll(timeout):
                     now = time.monotonic()
                     if sock is self.frontend:
                         self._receive(now)
-                    elif sock is self._done:
+                    elif sock == self._done_fd:
                         self._walks_done()
-                    elif sock is self._accepts:
+                    elif sock == self._accepts_fd:
                         self._accept_failed(now)
                     elif sock is self._wake_up:
                         _drain(self._wake_up)  # stop() or reload(): looked at above
@@ -188,33 +196,39 @@ class Node(PagedListings, Upstreams):
                         if link is not None:  # else closed since the poll began
                             self._calls_done(self.exchange.handle(link, sock, now))
                 now = time.monotonic()
-                self._calls_done(self.exchange.expire(now))
-                self._expire(now)
-                self.cursors.expire(now)
-                self.ahead.expire(now)
+                # Nothing is due before the wake: what became timed meanwhile (a new
+                # request, a new call) is due later, or its wake makes the next poll
+                # return at once.
+                if wake is not None and now >= wake:
+                    self._calls_done(self.exchange.expire(now))
+                    self._expire(now)
+                    self.cursors.expire(now)
+                    self.ahead.expire(now)
                 self.workers.dispatch(now)  # type: ignore[union-attr]
         finally:
             self._shutdown()
 
-    def _poller(self) -> Tuple[zmq.Poller, Dict[zmq.Socket, Link], int]:
+    def _poller(self) -> Tuple[zmq.Poller, Dict[Pollable, Link], int]:
+        """What the loop polls: the front end and the links' sockets, and the descriptors of
+        the sockets it reads until zmq.Again (``reliable.poll_fd``) and of its wake-up pair."""
         poller = zmq.Poller()
         poller.register(self.frontend, zmq.POLLIN)
-        poller.register(self._done, zmq.POLLIN)
-        poller.register(self._accepts, zmq.POLLIN)
+        poller.register(self._done_fd, zmq.POLLIN)
+        poller.register(self._accepts_fd, zmq.POLLIN)
         poller.register(self._wake_up, zmq.POLLIN)
         owners = self.exchange.by_socket()
         for sock in owners:
             poller.register(sock, zmq.POLLIN)
         return poller, owners, self.exchange.version
 
-    def _poll_timeout(self) -> Optional[float]:
-        """Milliseconds until the next deadline or lease; None: nothing is timed, sleep."""
-        wakes = [p.deadline for p in self.pending.values()]
-        wakes += [wake for wake in (self.exchange.next_deadline(), self.cursors.next_expiry(),
-                                    self.ahead.next_expiry()) if wake is not None]
-        if not wakes:
-            return None
-        return max(0.0, (min(wakes) - time.monotonic()) * 1000.0)
+    def _next_wake(self) -> Optional[float]:
+        """When the next deadline or lease ends (time.monotonic()); None: nothing is timed."""
+        wake = min((p.deadline for p in self.pending.values()), default=None)
+        for then in (self.exchange.next_deadline(), self.cursors.next_expiry(),
+                     self.ahead.next_expiry()):
+            if then is not None and (wake is None or then < wake):
+                wake = then
+        return wake
 
     def _accept_failed(self, now: float) -> None:
         """Out of descriptors: say so, once per interval, not once per failed accept.
@@ -239,17 +253,21 @@ class Node(PagedListings, Upstreams):
     def _receive(self, now: float) -> None:
         frontend = self.frontend
         assert frontend is not None
-        # Asked first, not tried until zmq.Again: an exception per wake-up costs more.
         for _ in range(RECEIVE_BATCH):
-            if not frontend.getsockopt(_EVENTS) & _POLLIN:
+            try:
+                frames = reliable.recv_frames(frontend, _NOBLOCK)  # the poll said it is there
+            except zmq.Again:
                 return
-            frames = frontend.recv_multipart(zmq.NOBLOCK)
             try:
                 self._accept(frames, now)
             except zmq.ContextTerminated:
                 raise
             except Exception as exc:  # a bug: this request is answered, the node goes on
                 self._internal_error(envelope_and_body(frames)[0], None, "", exc)
+            # Asked before the next read, not tried until zmq.Again: an exception per
+            # wake-up costs more.
+            if not frontend.getsockopt(_EVENTS) & _POLLIN:
+                return
 
     def _internal_error(self, envelope: list, request_id: Optional[bytes], op: str,
                         exc: Exception) -> None:
@@ -275,15 +293,15 @@ class Node(PagedListings, Upstreams):
             self._send(envelope, protocol.error_reply(exc.request_id, exc.op, exc.code,
                                                       exc.message))
             return
-        refusal = self._refusal(request)
+        budget = (request.deadline_ms / 1000.0 if request.deadline_ms is not None
+                  else self.cfg.upstream_timeout)
+        pending = Pending(envelope, request, now, now + budget - reply_margin(budget))
+        refusal = self._refusal(pending)
         if refusal is not None:
             code, message = refusal
             self._log_refusal(request, code, now)
             self._send(envelope, protocol.error_reply(request.id, request.op, code, message))
             return
-        budget = (request.deadline_ms / 1000.0 if request.deadline_ms is not None
-                  else self.cfg.upstream_timeout)
-        pending = Pending(envelope, request, now, now + budget - reply_margin(budget))
         if request.op == "list" and request.token is not None:
             try:
                 pending.token = tokens.decode_token(request.token, request.path)
@@ -313,14 +331,16 @@ class Node(PagedListings, Upstreams):
         else:
             self.pending[id(pending)] = pending
 
-    def _refusal(self, request: protocol.Request) -> Optional[Tuple[str, str]]:
-        """Why the whole request is refused before anything starts, if it is."""
+    def _refusal(self, pending: Pending) -> Optional[Tuple[str, str]]:
+        """Why the whole request is refused before anything starts, if it is; a listing's
+        path is split here, once (``pending.parts``)."""
+        request = pending.request
         if self.node_id in request.trail:
             return (ErrorCode.LOOP,
                     f"{self.cfg.name} is already on this request's path: the chain has a loop")
         if request.op == "list":
             try:
-                split_path(request.path)
+                pending.parts = tuple(split_path(request.path))
             except ListingError as exc:
                 return exc.code, exc.message
         return None
@@ -354,7 +374,7 @@ class Node(PagedListings, Upstreams):
     def _kept(self, pending: Pending, options: Options, limit: Optional[int] = None) -> bool:
         """The own part from an exact kept listing of at most ``limit`` entries, if there is
         one: found with no file-system call, so the loop serves it, with no worker."""
-        cached = self.cache.lookup(tuple(split_path(pending.request.path)), options)
+        cached = self.cache.lookup(pending.parts, options)
         if cached is None or (limit is not None and cached.entries > limit):
             return False
         pending.own = (SourceStatus(self.cfg.name, True, entries=cached.entries,
@@ -363,7 +383,9 @@ class Node(PagedListings, Upstreams):
         return True
 
     def _options(self, request: protocol.Request) -> Options:
-        options = Options(**{field: getattr(request, field) for field in ASKED_BY_CLIENT},
+        options = Options(all=request.all, stat=request.stat, recursive=request.recursive,
+                          max_depth=request.max_depth, glob=request.glob,
+                          exclude=request.exclude, targets=request.targets,
                           chunk_entries=self.cfg.chunk_entries,
                           max_entries=self.cfg.max_entries, depth_limit=self.cfg.max_depth)
         if request.paged:  # --max-entries bounds each page; a paged listing has no end
@@ -462,16 +484,8 @@ class Node(PagedListings, Upstreams):
         return header, chunks
 
     def _send(self, envelope: list, reply: List[object]) -> None:
-        """``send_multipart`` with plain int flags: its ``SNDMORE | flags`` on pyzmq's enum
-        costs more than sending a small frame."""
-        frontend = self.frontend
-        assert frontend is not None
-        frames = [*envelope, *reply]
-        last = frames.pop()
         try:
-            for frame in frames:
-                frontend.send(frame, _SNDMORE, copy=False)
-            frontend.send(last, 0, copy=False)
+            reliable.send_frames(self.frontend, [*envelope, *reply])  # type: ignore[arg-type]
         except zmq.ZMQError as exc:  # the client is gone (ROUTER drops), or a bug
             _peer_log.warning(("send", exc.errno), "could not send a reply: %s", exc)
 

@@ -20,8 +20,8 @@ def reply_margin(budget: float) -> float:
 class Pending:
     """A request being served: its own part (a walk, or a status), and one call per upstream."""
 
-    __slots__ = ("envelope", "request", "arrived", "deadline", "own", "walk", "calls",
-                 "token", "cursor", "position")
+    __slots__ = ("envelope", "request", "arrived", "deadline", "parts", "own", "walk",
+                 "calls", "token", "cursor", "position")
 
     def __init__(self, envelope: list, request: protocol.Request, arrived: float,
                  deadline: float) -> None:
@@ -29,6 +29,7 @@ class Pending:
         self.request = request
         self.arrived = arrived
         self.deadline = deadline
+        self.parts: Tuple[str, ...] = ()  # a listing's path, split (lister.split_path)
         self.own: Optional[Tuple[SourceStatus, List[bytes]]] = None
         self.walk: Optional[Walk] = None
         self.calls: List[Call] = []

@@ -102,7 +102,10 @@ class Request(NamedTuple):
                 or self.token is not None)
 
 
-_PAGING_KEYS = ("page_entries", "page_ms", "token", "horizon")
+_PAGING_KEYS = ("page_entries", "page_ms", "token", "horizon")  # the last fields, in order
+_TARGETS = Request._fields.index("targets")
+_ALWAYS_SENT_REQUEST_KEYS = ("v", *Request._fields[:_TARGETS])
+_REQUEST_KEYS = frozenset(Request._fields)
 
 
 class SourceStatus(NamedTuple):
@@ -204,21 +207,25 @@ def unpack(frame: bytes, what: str) -> Any:
 
 # -- requests -------------------------------------------------------------------------------
 
-def encode_request(request: Request) -> bytes:
-    """One request frame; refuses to build what ``decode_request`` would reject."""
-    try:
-        check_request(request)
-    except RemoteProtocolError as exc:
-        raise LocalProtocolError(exc.message, code=exc.code) from exc
-    wire = {"v": VERSION, **request._asdict()}
-    wire["glob"] = list(request.glob)
-    wire["exclude"] = list(request.exclude)
-    wire["trail"] = list(request.trail)
-    if not request.targets:
-        del wire["targets"]  # a node older than the key never needs to see it
-    for key in _PAGING_KEYS:
-        if wire[key] is None:
-            del wire[key]  # an unpaged request is exactly what it was before paging
+def encode_request(request: Request, *, checked: bool = False) -> bytes:
+    """One request frame; refuses to build what ``decode_request`` would reject.
+
+    ``checked``: the caller made ``request`` from one that ``decode_request`` accepted,
+    changing only what it controls (a relay's onward copy), so it is not checked again.
+    """
+    if not checked:
+        try:
+            check_request(request)
+        except RemoteProtocolError as exc:
+            raise LocalProtocolError(exc.message, code=exc.code) from exc
+    # Tuples travel as msgpack arrays. An unpaged request without targets is exactly
+    # what it was before those keys: a node older than them never needs to see them.
+    wire = dict(zip(_ALWAYS_SENT_REQUEST_KEYS, (VERSION, *request[:_TARGETS])))
+    if request.targets:
+        wire["targets"] = True
+    for key, value in zip(_PAGING_KEYS, request[_TARGETS + 1:]):
+        if value is not None:
+            wire[key] = value
     return pack(wire)
 
 
@@ -255,9 +262,11 @@ def _checked_request(frames: Sequence[bytes], wire: dict, request_id: Optional[b
         )
     if request_id is None:
         raise RemoteProtocolError(f"'id' must be 1 to {MAX_REQUEST_ID_BYTES} bytes (bin)")
-    fields = {k: wire[k] for k in Request._fields if k in wire}
+    del wire["v"]
+    fields = wire if wire.keys() <= _REQUEST_KEYS else {
+        k: v for k, v in wire.items() if k in _REQUEST_KEYS}  # a later version's keys
     for key in ("glob", "exclude", "trail"):
-        if isinstance(fields.get(key), list):
+        if type(fields.get(key)) is list:
             fields[key] = tuple(fields[key])
     try:
         request = Request(**fields)
@@ -281,28 +290,55 @@ _COLUMN_TYPES = (
 
 def check_request(request: Request) -> None:
     """Raise RemoteProtocolError naming the first field with a wrong type or value."""
-    if not isinstance(request.op, str):
+    op, request_id, path = request.op, request.id, request.path
+    if not isinstance(op, str):
         raise RemoteProtocolError("'op' must be a string")
-    if request.op not in OPERATIONS:
+    if op not in OPERATIONS:
         raise RemoteProtocolError(
-            f"unknown operation {request.op!r}; expected one of {', '.join(OPERATIONS)}",
+            f"unknown operation {op!r}; expected one of {', '.join(OPERATIONS)}",
             code=ErrorCode.UNKNOWN_OP,
         )
-    if not isinstance(request.id, bytes) or not 0 < len(request.id) <= MAX_REQUEST_ID_BYTES:
+    if not isinstance(request_id, bytes) or not 0 < len(request_id) <= MAX_REQUEST_ID_BYTES:
         raise RemoteProtocolError(f"'id' must be 1 to {MAX_REQUEST_ID_BYTES} bytes (bin)")
-    if not isinstance(request.path, (str, bytes)):
+    if not isinstance(path, (str, bytes)):
         raise RemoteProtocolError("'path' must be a string or bin")
-    if len(request.path) > MAX_PATH_BYTES:
+    if len(path) > MAX_PATH_BYTES:
         raise RemoteProtocolError(
             f"'path' is longer than {MAX_PATH_BYTES} bytes", code=ErrorCode.BAD_PATH
         )
-    for key in ("all", "stat", "recursive", "targets"):
-        if type(getattr(request, key)) is not bool:
-            raise RemoteProtocolError(f"'{key}' must be a boolean")
-    for key, value in (("max_depth", request.max_depth), ("deadline_ms", request.deadline_ms)):
+    if not (type(request.all) is bool and type(request.stat) is bool
+            and type(request.recursive) is bool and type(request.targets) is bool):
+        key = next(k for k in _BOOLEAN_FIELDS if type(getattr(request, k)) is not bool)
+        raise RemoteProtocolError(f"'{key}' must be a boolean")
+    for key in _COUNT_FIELDS:
+        value = getattr(request, key)
         if value is not None and (type(value) is not int or value < 0):
             raise RemoteProtocolError(f"'{key}' must be a non-negative integer or nil")
-    for key, value in (("page_entries", request.page_entries), ("page_ms", request.page_ms)):
+    if (request.page_entries is not None or request.page_ms is not None
+            or request.token is not None or request.horizon is not None):
+        _check_paging(request)
+    for key, limit in _ITEM_FIELDS:
+        value = getattr(request, key)
+        if type(value) is tuple and not value:  # the usual case: none
+            continue
+        if not isinstance(value, tuple) or not set(map(type, value)) <= _STR:
+            raise RemoteProtocolError(f"'{key}' must be an array of strings")
+        if len(value) > limit or max(map(len, value)) > MAX_ITEM_CHARS:
+            raise RemoteProtocolError(
+                f"'{key}' holds more than {limit} items or an item over {MAX_ITEM_CHARS} "
+                "characters",
+                code=ErrorCode.LIMIT_EXCEEDED,
+            )
+
+
+_BOOLEAN_FIELDS = ("all", "stat", "recursive", "targets")
+_COUNT_FIELDS = ("max_depth", "deadline_ms")
+_ITEM_FIELDS = (("glob", MAX_PATTERNS), ("exclude", MAX_PATTERNS), ("trail", MAX_TRAIL))
+
+
+def _check_paging(request: Request) -> None:
+    for key in ("page_entries", "page_ms"):
+        value = getattr(request, key)
         if value is not None and (type(value) is not int or value < 1):
             raise RemoteProtocolError(f"'{key}' must be a positive integer or nil")
     if request.token is not None and (not isinstance(request.token, bytes)
@@ -312,43 +348,39 @@ def check_request(request: Request) -> None:
                                         or len(request.horizon) > MAX_KEY_BYTES):
         raise RemoteProtocolError(f"'horizon' must be nil or a name (str or bin) of at most "
                                   f"{MAX_KEY_BYTES} bytes")
-    for key, value, limit in (("glob", request.glob, MAX_PATTERNS),
-                              ("exclude", request.exclude, MAX_PATTERNS),
-                              ("trail", request.trail, MAX_TRAIL)):
-        if not isinstance(value, tuple) or (value and not set(map(type, value)) <= _STR):
-            raise RemoteProtocolError(f"'{key}' must be an array of strings")
-        if len(value) > limit or any(len(item) > MAX_ITEM_CHARS for item in value):
-            raise RemoteProtocolError(
-                f"'{key}' holds more than {limit} items or an item over {MAX_ITEM_CHARS} "
-                "characters",
-                code=ErrorCode.LIMIT_EXCEEDED,
-            )
 
 
 # -- replies --------------------------------------------------------------------------------
 
 def encode_header(header: ReplyHeader) -> bytes:
     """The reply's first frame."""
-    wire = {"v": VERSION, **header._asdict()}
-    del wire["paged"]
-    if not header.paged:
-        del wire["token"]
-    wire["sources"] = [_source_to_wire(s, header.paged) for s in header.sources]
+    paged = header.paged
+    wire = {"v": VERSION, "id": header.id, "op": header.op, "ok": header.ok,
+            "error": header.error,
+            "sources": [_source_to_wire(source, paged) for source in header.sources],
+            "chunks": header.chunks}
+    if paged:
+        wire["token"] = header.token
     return pack(wire)
 
 
-_OPTIONAL_SOURCE_KEYS = ("version", "uptime_s", "node_id", "via", "upstreams", "behind")
+# A source map's keys, in field order: always sent (``name`` to ``elapsed_ms``), sent
+# when set (``version`` to ``behind``), and a paged reply's (``next`` always, ``last``).
+_OPTIONAL_SOURCE_VALUES = slice(SourceStatus._fields.index("version"),
+                                SourceStatus._fields.index("next"))
+_SOURCE_KEYS_SENT = SourceStatus._fields[:_OPTIONAL_SOURCE_VALUES.start]
+_OPTIONAL_SOURCE_KEYS = SourceStatus._fields[_OPTIONAL_SOURCE_VALUES]
 
 
 def _source_to_wire(source: SourceStatus, paged: bool = False) -> dict:
-    wire = source._asdict()
-    for key in _OPTIONAL_SOURCE_KEYS:
-        if wire[key] is None:
-            del wire[key]
-    if not paged:
-        del wire["next"], wire["last"]
-    elif wire["last"] is None:
-        del wire["last"]
+    wire = dict(zip(_SOURCE_KEYS_SENT, source))
+    for key, value in zip(_OPTIONAL_SOURCE_KEYS, source[_OPTIONAL_SOURCE_VALUES]):
+        if value is not None:
+            wire[key] = value
+    if paged:
+        wire["next"] = source.next
+        if source.last is not None:
+            wire["last"] = source.last
     return wire
 
 
@@ -371,7 +403,7 @@ def decode_header(frame: bytes) -> ReplyHeader:
             code=ErrorCode.UNSUPPORTED_VERSION,
         )
     try:
-        sources = tuple(_source_from_wire(s) for s in wire.get("sources", ()))
+        sources = tuple(map(_source_from_wire, wire.get("sources", ())))
         header = ReplyHeader(
             id=wire["id"],
             op=wire["op"],
@@ -396,27 +428,42 @@ def decode_header(frame: bytes) -> ReplyHeader:
     return header
 
 
+_NONE = type(None)
+_TEXT = frozenset((str, _NONE))
+_COUNT = frozenset((int, _NONE))
+# What each source map key may hold (exact types: msgpack makes no subclasses), and
+# what a peer is told when it does not; ``name`` and ``error`` are checked apart.
+_SOURCE_TYPES = {
+    "ok": (frozenset((bool,)), "a source needs a printable 'name' and a boolean 'ok'"),
+    "entries": (frozenset((int,)), "a source's 'entries' is a count and 'truncated' a boolean"),
+    "truncated": (frozenset((bool,)),
+                  "a source's 'entries' is a count and 'truncated' a boolean"),
+    **dict.fromkeys(("endpoint", "version", "node_id", "via"), (
+        _TEXT, "a source's 'endpoint' and 'version' are strings, times are numbers")),
+    **dict.fromkeys(("upstreams", "behind"), (
+        _COUNT, "a source's 'endpoint' and 'version' are strings, times are numbers")),
+    "elapsed_ms": (_NUMBER, "a source's 'endpoint' and 'version' are strings, times are numbers"),
+    "uptime_s": (_NUMBER | {_NONE},
+                 "a source's 'endpoint' and 'version' are strings, times are numbers"),
+    "next": (frozenset((bytes, _NONE)), "a source's 'next' is nil or bin, 'last' nil or a name"),
+    "last": (frozenset((str, bytes, _NONE)),
+             "a source's 'next' is nil or bin, 'last' nil or a name"),
+}
+_SOURCE_FIELDS = frozenset(SourceStatus._fields)
+
+
 def _source_from_wire(wire: Any) -> SourceStatus:
     if not isinstance(wire, dict):
         raise TypeError("a source status is a map")
-    fields = {k: wire[k] for k in SourceStatus._fields if k in wire}
-    source = SourceStatus(**fields)
-    if not valid_source_name(source.name) or type(source.ok) is not bool:
+    if not wire.keys() <= _SOURCE_FIELDS:  # keys a later version may add are ignored
+        wire = {k: v for k, v in wire.items() if k in _SOURCE_FIELDS}
+    source = SourceStatus(**wire)  # TypeError when 'name' or 'ok' is missing
+    if not valid_source_name(source.name):
         raise TypeError("a source needs a printable 'name' and a boolean 'ok'")
-    if type(source.entries) is not int or type(source.truncated) is not bool:
-        raise TypeError("a source's 'entries' is a count and 'truncated' a boolean")
-    if not (isinstance(source.endpoint, (str, type(None)))
-            and isinstance(source.version, (str, type(None)))
-            and isinstance(source.node_id, (str, type(None)))
-            and isinstance(source.via, (str, type(None)))
-            and type(source.upstreams) in (int, type(None))
-            and type(source.behind) in (int, type(None))
-            and type(source.elapsed_ms) in _NUMBER
-            and type(source.uptime_s) in _NUMBER | {type(None)}):
-        raise TypeError("a source's 'endpoint' and 'version' are strings, times are numbers")
-    if not (isinstance(source.next, (bytes, type(None)))
-            and isinstance(source.last, (str, bytes, type(None)))):
-        raise TypeError("a source's 'next' is nil or bin, 'last' nil or a name")
+    for key, value in wire.items():  # the fields left out hold valid defaults
+        allowed = _SOURCE_TYPES.get(key)
+        if allowed is not None and type(value) not in allowed[0]:
+            raise TypeError(allowed[1])
     _check_error(source.error)
     return source
 

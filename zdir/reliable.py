@@ -29,7 +29,7 @@ import itertools
 import logging
 import struct
 import time
-from typing import Any, Callable, Dict, List, NamedTuple, Optional
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence
 
 import zmq
 
@@ -76,6 +76,7 @@ _EVENTS = (zmq.EVENT_CONNECT_DELAYED | zmq.EVENT_CONNECTED | zmq.EVENT_CONNECT_R
 _MECHANISM_MISMATCH = 0x11000002  # ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH
 _monitor_ids = itertools.count()
 _SOCKET_EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)
+_NOBLOCK, _SNDMORE = int(zmq.NOBLOCK), int(zmq.SNDMORE)
 
 
 def watch(sock: zmq.Socket, events: int) -> zmq.Socket:
@@ -86,7 +87,22 @@ def watch(sock: zmq.Socket, events: int) -> zmq.Socket:
     monitor = sock.context.socket(zmq.PAIR)
     monitor.linger = 0
     monitor.connect(address)
+    monitor.getsockopt(zmq.EVENTS)  # looked at once, so that poll_fd signals what comes
     return monitor
+
+
+def poll_fd(sock: zmq.Socket) -> int:
+    """The descriptor to poll for a socket that is read until zmq.Again whenever it wakes
+    the poll (a monitor, the walks' "done" socket), instead of the socket itself.
+
+    A poll asks each ZeroMQ socket for its state on every pass (a system call, twice a
+    poll), which on a loop's quiet sockets costs more than the message it waits for; a
+    plain descriptor costs nothing. It is edge-triggered (ZMQ_FD): it signals news that
+    comes after the socket was found empty, so a reader must read until zmq.Again each
+    time it wakes, and once before it first polls (``watch`` does that for a monitor
+    it makes before the watched socket connects).
+    """
+    return sock.getsockopt(zmq.FD)
 
 
 def heartbeat_ivl_ms(links: int) -> int:
@@ -98,6 +114,30 @@ def heartbeat_ivl_ms(links: int) -> int:
     250 links keep HEARTBEAT_IVL_MS; beyond, a frozen peer is noticed later.
     """
     return max(HEARTBEAT_IVL_MS, links * 1000 // HEARTBEATS_PER_S)
+
+
+def send_frames(sock: zmq.Socket, frames: Sequence[object], flags: int = 0) -> None:
+    """``send_multipart``, cheaper: plain int flags (its ``SNDMORE | flags`` on pyzmq's
+    enums costs more than sending a small frame). Frames of 64 KiB or more are not copied.
+
+    Raises zmq.Again (with NOBLOCK) only before the first frame: libzmq takes the rest
+    of a message whose first frame it took.
+    """
+    more = flags | _SNDMORE
+    for frame in frames[:-1]:
+        sock.send(frame, more, copy=False)
+    sock.send(frames[-1], flags, copy=False)
+
+
+def recv_frames(sock: zmq.Socket, flags: int = 0) -> List[bytes]:
+    """``recv_multipart``, cheaper: each frame says whether more follow, where
+    ``recv_multipart`` asks the socket (``RCVMORE``, a pyzmq enum lookup) per frame."""
+    frame = sock.recv(flags, copy=False)
+    frames = [frame.bytes]
+    while frame.more:
+        frame = sock.recv(flags, copy=False)
+        frames.append(frame.bytes)
+    return frames
 
 
 def own_memory(frame: zmq.Frame) -> zmq.Frame:
@@ -310,8 +350,7 @@ class Link:
 
     def _send(self, call: Call) -> None:
         try:
-            self.socket.send_multipart([b"", *call.frames], flags=zmq.NOBLOCK,  # type: ignore[union-attr]
-                                       copy=False)
+            send_frames(self.socket, [b"", *call.frames], _NOBLOCK)  # type: ignore[arg-type]
         except zmq.Again:  # the connection went between the verdict and now
             self.waiting.append(call)
             return
@@ -418,22 +457,27 @@ class Link:
         the loop; the poll reports the rest); return the calls they finished."""
         finished: List[Call] = []
         for _ in range(READ_BATCH):
-            # Asked first, not tried until zmq.Again: an exception per read costs more.
-            if self.socket is None or not self.socket.getsockopt(_SOCKET_EVENTS) & _POLLIN:
-                break
             try:
                 finished += self._read_reply()
-            except zmq.Again:
+            except zmq.Again:  # the poll's news was stale: read already, or a new socket
+                break
+            # Asked before the next read, not tried until zmq.Again: an exception per
+            # wake-up costs more. (The first read needs no asking: the poll said so.) With
+            # no call waiting, nothing is asked: a late reply is read when the poll says.
+            if (not self.in_flight or self.socket is None
+                    or not self.socket.getsockopt(_SOCKET_EVENTS) & _POLLIN):
                 break
         return finished
 
     def _read_reply(self) -> List[Call]:
         """One reply, frame by frame: matched to its call by id, held within the budget."""
         sock = self.socket
-        delimiter = sock.recv(zmq.NOBLOCK, copy=False)  # type: ignore[union-attr]
+        if sock is None:  # closed since the poll (a refused handshake): nothing to read
+            return []
+        delimiter = sock.recv(_NOBLOCK, copy=False)
         if delimiter.bytes or not delimiter.more:
             return self._untrusted("a reply must start with an empty delimiter frame")
-        head = sock.recv(copy=False)  # type: ignore[union-attr]
+        head = sock.recv(copy=False)
         try:
             header = protocol.decode_header(head.bytes)
         except RemoteProtocolError as exc:
@@ -447,7 +491,7 @@ class Link:
         chunks: List[zmq.Frame] = []
         more = head.more
         while more:
-            frame = sock.recv(copy=False)  # type: ignore[union-attr]
+            frame = sock.recv(copy=False)
             more = frame.more
             budget -= max(len(frame), FRAME_COST)
             if budget < 0:

@@ -121,7 +121,8 @@ class Upstreams(_Base):
                 if token is not None and self._take_ahead(pending, link, token, now):
                     continue
                 onward = onward._replace(token=token)
-            self._call(link, onward, pending.deadline, pending, now)
+            # Checked when it came in; only our trail entry, deadline and tokens changed.
+            self._call(link, onward, pending.deadline, pending, now, checked=True)
 
     def _onward(self, request: protocol.Request, remaining_ms: int) -> protocol.Request:
         """The request as this node forwards it: its trail extended, its own deadline."""
@@ -132,9 +133,10 @@ class Upstreams(_Base):
         return onward
 
     def _call(self, link: Link, onward: protocol.Request, deadline: float,
-              owner: Optional[Pending], now: float) -> Call:
+              owner: Optional[Pending], now: float, *, checked: bool = False) -> Call:
+        """Ask ``link``; ``checked``: ``onward`` is a checked request's onward copy."""
         request_id = os.urandom(8)  # fresh per upstream call: ids are ours to match
-        frames = [protocol.encode_request(onward._replace(id=request_id))]
+        frames = [protocol.encode_request(onward._replace(id=request_id), checked=checked)]
         call = Call(request_id, frames, deadline, retries=self.cfg.upstream_retries,
                     owner=owner)
         if owner is not None:  # before it starts: it may fail at once

@@ -42,8 +42,6 @@ _bug_log = RateLimitedLog(log)  # one traceback per kind of bug and interval
 SLOW_WALK = 1.0  # seconds after which a running walk counts against its directory's share
 MAX_THREADS_FACTOR = 4  # worker threads at most, stuck ones included, per configured worker
 PEER_RESERVE = 1  # workers that one peer's walks leave free for everyone else's
-# The lister's options that a request sets; the rest are this node's limits.
-ASKED_BY_CLIENT = ("all", "stat", "recursive", "max_depth", "glob", "exclude", "targets")
 
 
 class Walk:
