@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import stat as stat_module
 from itertools import chain
+from operator import ne
 from types import SimpleNamespace
 from typing import IO, Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence
 
@@ -148,31 +149,50 @@ def write_plain(entries: Iterable, out: IO[str], style: Style = PLAIN,
 
 def _write_grouped(entries: Any, out: IO[str], style: Style,
                    sources: Sequence[SourceStatus], where: bool) -> None:
-    """``write_plain`` for entries in the listing order: equal names come together, so
-    each name is written as soon as the next name is seen, a batch at a time."""
-    rank = {s.name: i for i, s in enumerate(sources)}
-    first: Any = None
-    found: Dict[str, None] = {}  # a dict: a thousand sources of one name stay linear
+    """``write_plain`` for entries in the listing order: equal names come together.
 
-    def line() -> str:
-        text = show_name(first, style)
+    Each batch's names are escaped and decorated as one column (``name_texts``);
+    a batch in which every name differs from the one before it, the usual one, is
+    written with one join. The last name is held until the next one is seen, as
+    the next batch may begin with more copies of it.
+    """
+    rank = {s.name: i for i, s in enumerate(sources)}
+    held: Optional[str] = None  # the last name's text, written once its copies are all seen
+    held_name: Optional[str] = None
+    found: Dict[str, None] = {}  # its sources; a dict: a thousand sources of one name stay linear
+
+    def held_line() -> str:
+        assert held is not None
         if where and len(found) > 1:
             names = sorted(found, key=lambda name: rank.get(name, len(rank)))
-            text += f"  ({_sources_text(names)})"
-        return text + "\n"
+            return f"{held}  ({_sources_text(names)})\n"
+        return held + "\n"
 
     for batch in entries.batches():
+        names, batch_sources = batch.names, batch.sources
+        if not names:
+            continue
+        texts = name_texts(batch, style, targets=False)
+        starts = [names[0] != held_name, *map(ne, names[1:], names)]  # a new name here
         lines = []
-        for entry in batch:
-            if first is not None and entry.name == first.name:
-                found[entry.source] = None
-                continue
-            if first is not None:
-                lines.append(line())
-            first, found = entry, {entry.source: None}
-        out.writelines(lines)
-    if first is not None:
-        out.write(line())
+        if all(starts):
+            if held is not None:
+                lines.append(held_line())
+            if len(texts) > 1:
+                lines.append("\n".join(texts[:-1]) + "\n")
+            held, held_name, found = texts[-1], names[-1], {batch_sources[-1]: None}
+        else:
+            for index, starting in enumerate(starts):
+                if not starting:
+                    found[batch_sources[index]] = None
+                    continue
+                if held is not None:
+                    lines.append(held_line())
+                held, held_name = texts[index], names[index]
+                found = {batch_sources[index]: None}
+        out.write("".join(lines))
+    if held is not None:
+        out.write(held_line())
 
 
 def _sources_text(names: List[str]) -> str:

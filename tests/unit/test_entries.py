@@ -185,3 +185,20 @@ def test_plain_columns_group_names_as_the_per_entry_writer_does(rows, style, whe
     output.write_plain(Entries.from_entries(unique), fast, style, sources)
     output.write_plain(iter(unique), slow, style, sources)
     assert fast.getvalue() == slow.getvalue()
+
+
+@given(st.lists(st.builds(Entry, st.sampled_from(["x", "y", "z\n", "ü"]),
+                          st.sampled_from(["file", "dir", "symlink"]), st.none(), st.none(),
+                          modes, st.sampled_from(["a", "b", "c"])), max_size=30),
+       st.sampled_from(STYLES), st.booleans(), st.integers(1, 7))
+def test_grouped_names_in_listing_order_as_the_per_entry_writer_does(rows, style, where, size):
+    """The paged client's writer (equal names adjacent, batches of any size, a name's
+    copies split across batches) writes what the per-entry grouping writes."""
+    rows = sorted(rows, key=lambda entry: entry.name)
+    sources = [SourceStatus(name, True, entries=1) for name in ("c", "a", "b")]
+    columns = Entries.from_entries(rows)
+    listing = SimpleNamespace(ordered=True, batches=lambda: columns.batches(size))
+    fast, slow = io.StringIO(), io.StringIO()
+    output.write_plain(listing, fast, style, sources, where)
+    output.write_plain(iter(rows), slow, style, sources, where)
+    assert fast.getvalue() == slow.getvalue()
