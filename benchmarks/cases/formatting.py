@@ -34,13 +34,16 @@ from zdir.entries import Entries
 from zdir.protocol import SourceStatus
 columns, runs, profile = pickle.load(open(sys.argv[1], "rb")), int(sys.argv[2]), sys.argv[3]
 entries = Entries(*columns)
+# What the paged client hands the writers: batches in the listing order (zdir.pages.Pages).
+in_order = type("InOrder", (), {"ordered": True, "batches": staticmethod(entries.batches),
+                                "__iter__": lambda self: iter(entries)})()
 sources = (SourceStatus("server_a", True, entries=1), SourceStatus("server_b", True, entries=1))
 class Sink:
     def write(self, text): pass
     def writelines(self, lines):
         for _ in lines: pass
 writers = {
-    "plain": lambda: output.write_plain(entries, Sink(), output.PLAIN, sources),
+    "plain": lambda: output.write_plain(in_order, Sink(), output.PLAIN, sources),
     "-l": lambda: longformat.write_long(entries, Sink()),
     "--json": lambda: jsonformat.write_json(entries, sources, Sink()),
     "--ndjson": lambda: jsonformat.write_ndjson(entries, sources, Sink()),
