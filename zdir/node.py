@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 import zmq
 
-from . import __version__, protocol, reliable, tokens
+from . import __version__, chunkframes, protocol, reliable, tokens
 from .ahead import PagesAhead
 from .cache import ListingCache
 from .cursors import Cursors
@@ -355,7 +355,7 @@ class Node(PagedListings, Upstreams):
         options = self._options(request)
         if self._kept(pending, options):
             return True
-        key = (protocol.name_from_wire(request.path), *options)
+        key = (chunkframes.name_from_wire(request.path), *options)
         walk = workers.find(key)
         if walk is None:
             fair_share = max(1, self.cfg.max_pending // 4)
@@ -491,7 +491,7 @@ class Node(PagedListings, Upstreams):
 
     def _log_refusal(self, request: protocol.Request, code: str, arrived: float) -> None:
         log.info("%s %r status=refused code=%s %.1fms", request.op,
-                 protocol.name_from_wire(request.path), code, ms_since(arrived))
+                 chunkframes.name_from_wire(request.path), code, ms_since(arrived))
 
     def _log(self, request: protocol.Request, sources: Sequence[SourceStatus],
              arrived: float) -> None:
@@ -500,7 +500,7 @@ class Node(PagedListings, Upstreams):
         failed = [f"{s.name}:{s.code}" for s in sources if s.failed]
         entries = sum(s.entries for s in sources)
         log.info("%s %r sources=%d entries=%d status=%s%s %.1fms", request.op,
-                 protocol.name_from_wire(request.path), len(sources), entries,
+                 chunkframes.name_from_wire(request.path), len(sources), entries,
                  "partial" if failed else "ok", f" failed={','.join(failed)}" if failed else "",
                  ms_since(arrived))
 
