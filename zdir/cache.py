@@ -65,7 +65,7 @@ from typing import (
 
 from . import watch
 from .lister import DirListing, Options
-from .protocol import Chunk, name_from_wire
+from .chunkframes import Chunk, name_from_wire
 
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,8 @@ import threading
 from typing import List, Optional, Tuple, Union
 
 from .lstats import StatColumns
-from .protocol import Chunk, Name, name_to_wire
+from .chunkframes import Chunk, name_to_wire
+from .protocol import Name
 
 
 class ChunkColumns:

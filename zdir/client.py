@@ -9,10 +9,11 @@ from typing import Sequence, Tuple, Union
 
 import zmq
 
-from . import config, protocol
+from . import chunkframes, config, protocol
 from .errors import Refused
 from .errors import Unreachable
-from .protocol import ErrorCode, SourceStatus, name_from_wire
+from .chunkframes import name_from_wire
+from .protocol import ErrorCode, SourceStatus
 from .entries import Entries, Entry
 from .pages import Pages
 from .exchange import Exchange
@@ -48,12 +49,12 @@ class Reply:
         self.sources = header.sources
         self._frames = frames
 
-    def chunks(self) -> Iterator[Tuple[str, protocol.Chunk]]:
+    def chunks(self) -> Iterator[Tuple[str, chunkframes.Chunk]]:
         """(source, chunk) pairs; each frame is released once decoded."""
         frames, self._frames = self._frames, []
         frames.reverse()
         while frames:
-            yield protocol.decode_chunk(frames.pop().bytes)
+            yield chunkframes.decode_chunk(frames.pop().bytes)
 
     def batches(self) -> Iterator[Entries]:
         """The entries of each chunk as it is decoded: output can start before the last."""
@@ -123,7 +124,7 @@ class Client:
         long as the deadline allows (``exchange.Exchange``).
         """
         if isinstance(path, str):
-            path = protocol.name_to_wire(path)
+            path = chunkframes.name_to_wire(path)
         call = self._call(op, path, options, time.monotonic() + self.timeout)
         return self._reply(call)
 
@@ -133,7 +134,7 @@ class Client:
         For pipelining: a paged listing asks for its next page before it reads this one.
         """
         if isinstance(path, str):
-            path = protocol.name_to_wire(path)
+            path = chunkframes.name_to_wire(path)
         now = time.monotonic()
         return self._start(op, path, options, now + self.timeout)
 
@@ -204,7 +205,7 @@ class Client:
             _check_found(reply.sources, path)
             return reply
         if isinstance(path, str):
-            path = protocol.name_to_wire(path)
+            path = chunkframes.name_to_wire(path)
         pages = Pages(self, path, options, page_entries, page_ms, ordered=ordered)
         _check_found(pages.sources, path)
         return pages

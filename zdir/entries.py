@@ -12,7 +12,8 @@ from typing import Any, Callable, Iterable, Iterator, List, NamedTuple, Optional
 from typing import Tuple, Union
 from typing import overload
 
-from .protocol import ENTRY_TYPES, TYPE_LETTERS, Chunk, name_from_wire
+from .chunkframes import Chunk, name_from_wire
+from .protocol import ENTRY_TYPES, TYPE_LETTERS
 
 BATCH_ENTRIES = 10_000  # entries a writer formats at a time
 

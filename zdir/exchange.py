@@ -18,7 +18,8 @@ from typing import Dict, List, Optional, Tuple, Union
 import zmq
 
 from .protocol import ErrorCode
-from .reliable import Call, Failure, Link, poll_fd
+from .reliable import Call, Failure, Link
+from .sockets import poll_fd
 
 TRIM_DELAY = 1.0  # seconds after an oversized reply before its memory is handed back
 # A peer that answers "busy" is asked again after a pause, for as long as the call's
@@ -27,7 +28,7 @@ BUSY_BACKOFF = 0.05  # seconds before the first new try; doubles, times 0.5-1.5 
 BUSY_BACKOFF_MAX = 2.0  # ... up to this
 BUSY_LAST_TRY = 0.05  # seconds kept for the last try before the deadline
 _EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)
-Pollable = Union[zmq.Socket, int]  # a socket, or a descriptor (reliable.poll_fd)
+Pollable = Union[zmq.Socket, int]  # a socket, or a descriptor (sockets.poll_fd)
 
 
 class Exchange:
@@ -90,7 +91,7 @@ class Exchange:
 
     def by_socket(self) -> Dict[Pollable, Link]:
         """What to poll for input, and its link: each link's connection, and its monitor's
-        descriptor (``reliable.poll_fd``: ``on_events`` reads it until zmq.Again)."""
+        descriptor (``sockets.poll_fd``: ``on_events`` reads it until zmq.Again)."""
         found: Dict[Pollable, Link] = {}
         for link in self.links:
             if link.socket is not None:

@@ -4,8 +4,8 @@ Knows nothing of sockets. The path is confined to the root first (zdir/confine.p
 checked as text, resolved by hand, opened with ``O_NOFOLLOW`` directory
 descriptors where the platform has them); the walk below it opens each
 sub-directory the same way, so a directory swapped for a symlink is refused, never
-followed. Entries come out in column chunks (``protocol.Chunk``) so that no caller needs a
-whole huge listing in memory. Beside the walk: glob matching (zdir/globs.py), the
+followed. Entries come out in column chunks (``chunkframes.Chunk``) so that no caller
+needs a whole huge listing in memory. Beside the walk: glob matching (zdir/globs.py), the
 chunk being gathered (zdir/chunkcolumns.py), type letters (zdir/entrytypes.py) and
 the stat columns of a batch of entries (zdir/lstats.py).
 
@@ -14,7 +14,7 @@ sources can be merged as they stream (a k-way merge on ``order_key``):
 
 - one level: by name, in Python ``str`` order, which is Unicode code-point order
   (for valid names, the same as UTF-8 byte order). A name's undecodable bytes are
-  surrogate escapes U+DC80..U+DCFF (``os.fsdecode``; ``protocol.name_from_wire``
+  surrogate escapes U+DC80..U+DCFF (``os.fsdecode``; ``chunkframes.name_from_wire``
   gives them back from the wire's raw bytes) and sort as those code points.
 - recursive: component by component, as ``find -s`` and ``tree`` do. The walk is
   depth-first and pre-order: each directory's entries sorted by name, and a
@@ -48,7 +48,8 @@ from .errors import ListingError
 from .globs import check_patterns, matches, row_matches
 from .lstats import (Infos, StatColumns, lstat_names, shares_inodes, stat_columns,
                      type_letters)
-from .protocol import Chunk, ErrorCode, Name, name_from_wire
+from .chunkframes import Chunk, name_from_wire
+from .protocol import ErrorCode, Name
 
 DEFAULT_CHUNK_ENTRIES = 10_000
 DEFAULT_MAX_ENTRIES = 2_000_000

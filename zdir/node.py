@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 import zmq
 
-from . import __version__, protocol, reliable, tokens
+from . import __version__, chunkframes, protocol, reliable, sockets, tokens
 from .ahead import PagesAhead
 from .cache import ListingCache
 from .cursors import Cursors
@@ -114,14 +114,14 @@ class Node(PagedListings, Upstreams):
             raise UsageError(f"cannot bind {self.cfg.bind}: {exc}") from exc
         self.frontend = frontend
         self.endpoint = frontend.getsockopt_string(zmq.LAST_ENDPOINT)
-        self._accepts = reliable.watch(frontend, zmq.EVENT_ACCEPT_FAILED)
-        self._accepts_fd = reliable.poll_fd(self._accepts)
+        self._accepts = sockets.watch(frontend, zmq.EVENT_ACCEPT_FAILED)
+        self._accepts_fd = sockets.poll_fd(self._accepts)
         for upstream in upstreams:
             self.links.append(self._link(upstream))
         done_address = f"inproc://{self.node_id}-done"
         self._done = self.context.socket(zmq.PULL)
         self._done.bind(done_address)
-        self._done_fd = reliable.poll_fd(self._done)
+        self._done_fd = sockets.poll_fd(self._done)
         self.workers = Workers(self.context, done_address, workers=self.cfg.workers,
                                root=self.cfg.root, name=self.cfg.name,
                                options=self._options, cache=self.cache)
@@ -171,7 +171,7 @@ class Node(PagedListings, Upstreams):
         """Run the loop until ``stop()``; then close everything, LINGER 0."""
         try:
             poller, owners, version = self._poller()
-            # Read until zmq.Again once before the first poll (reliable.poll_fd): the front
+            # Read until zmq.Again once before the first poll (sockets.poll_fd): the front
             # end was bound before it was watched, so an event may be waiting unsignalled.
             self._accept_failed(time.monotonic())
             while not self.stopping.is_set():
@@ -210,7 +210,7 @@ class Node(PagedListings, Upstreams):
 
     def _poller(self) -> Tuple[zmq.Poller, Dict[Pollable, Link], int]:
         """What the loop polls: the front end and the links' sockets, and the descriptors of
-        the sockets it reads until zmq.Again (``reliable.poll_fd``) and of its wake-up pair."""
+        the sockets it reads until zmq.Again (``sockets.poll_fd``) and of its wake-up pair."""
         poller = zmq.Poller()
         poller.register(self.frontend, zmq.POLLIN)
         poller.register(self._done_fd, zmq.POLLIN)
@@ -255,7 +255,7 @@ class Node(PagedListings, Upstreams):
         assert frontend is not None
         for _ in range(RECEIVE_BATCH):
             try:
-                frames = reliable.recv_frames(frontend, _NOBLOCK)  # the poll said it is there
+                frames = sockets.recv_frames(frontend, _NOBLOCK)  # the poll said it is there
             except zmq.Again:
                 return
             try:
@@ -355,7 +355,7 @@ class Node(PagedListings, Upstreams):
         options = self._options(request)
         if self._kept(pending, options):
             return True
-        key = (protocol.name_from_wire(request.path), *options)
+        key = (chunkframes.name_from_wire(request.path), *options)
         walk = workers.find(key)
         if walk is None:
             fair_share = max(1, self.cfg.max_pending // 4)
@@ -485,13 +485,13 @@ class Node(PagedListings, Upstreams):
 
     def _send(self, envelope: list, reply: List[object]) -> None:
         try:
-            reliable.send_frames(self.frontend, [*envelope, *reply])  # type: ignore[arg-type]
+            sockets.send_frames(self.frontend, [*envelope, *reply])  # type: ignore[arg-type]
         except zmq.ZMQError as exc:  # the client is gone (ROUTER drops), or a bug
             _peer_log.warning(("send", exc.errno), "could not send a reply: %s", exc)
 
     def _log_refusal(self, request: protocol.Request, code: str, arrived: float) -> None:
         log.info("%s %r status=refused code=%s %.1fms", request.op,
-                 protocol.name_from_wire(request.path), code, ms_since(arrived))
+                 chunkframes.name_from_wire(request.path), code, ms_since(arrived))
 
     def _log(self, request: protocol.Request, sources: Sequence[SourceStatus],
              arrived: float) -> None:
@@ -500,7 +500,7 @@ class Node(PagedListings, Upstreams):
         failed = [f"{s.name}:{s.code}" for s in sources if s.failed]
         entries = sum(s.entries for s in sources)
         log.info("%s %r sources=%d entries=%d status=%s%s %.1fms", request.op,
-                 protocol.name_from_wire(request.path), len(sources), entries,
+                 chunkframes.name_from_wire(request.path), len(sources), entries,
                  "partial" if failed else "ok", f" failed={','.join(failed)}" if failed else "",
                  ms_since(arrived))
 

@@ -13,7 +13,7 @@ import os
 import time
 from typing import TYPE_CHECKING, FrozenSet, List, Optional, Tuple
 
-from . import protocol, tokens
+from . import chunkframes, protocol, tokens
 from .ahead import past_horizon
 from .cursors import Cursor, Page
 from .lister import Options, order_key
@@ -43,7 +43,7 @@ class PagedListings(_Base):
         options = self._options(request)._replace(after=())
         if token is None and self._first_page_kept(pending, options):
             return True  # small, and kept: one page, from memory
-        key = (protocol.name_from_wire(request.path), *options)
+        key = (chunkframes.name_from_wire(request.path), *options)
         mine = token is not None and token.node_id == self.node_id
         asked = token.cursor if mine else None  # type: ignore[union-attr]
         cursor = self.cursors.find(asked, key, after, now)
@@ -159,7 +159,7 @@ class PagedListings(_Base):
         if page is not None and listing is not None:
             taken, gathered = listing.gathered()
             if gathered is not None and taken == page.base + len(frames):
-                frames.append(protocol.encode_chunk(self.cfg.name, gathered))
+                frames.append(chunkframes.encode_chunk(self.cfg.name, gathered))
                 entries += len(gathered.names)
         if walk.started is None:
             why = "no worker was free before the deadline (the node is busy)"

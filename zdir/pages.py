@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional,
 
 from .entries import Entries, Entry
 from .lister import order_key
-from .protocol import Name, SourceStatus, name_from_wire
+from .chunkframes import name_from_wire
+from .protocol import Name, SourceStatus
 
 if TYPE_CHECKING:
     from .client import Client, Reply

@@ -25,11 +25,10 @@ us hold more than ``max_reply_bytes`` of it.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import struct
 import time
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence
+from typing import Any, Callable, Dict, List, NamedTuple, Optional
 
 import zmq
 
@@ -37,6 +36,7 @@ from . import protocol
 from .errors import AuthFailed, RemoteProtocolError, Unreachable
 from .lograte import RateLimitedLog
 from .protocol import ErrorCode
+from .sockets import own_memory, send_frames, watch
 
 log = logging.getLogger(__name__)
 _peer_log = RateLimitedLog(log)  # what a peer can make us say over and over
@@ -60,12 +60,6 @@ HANDSHAKE_RETRY_AFTER = 10.0  # seconds before a refused handshake is tried agai
 FRAME_COST = 4096
 REOPEN_AFTER = 1.0  # seconds before a link that could not open a socket tries again
 READ_BATCH = 64  # replies read from one link before the loop looks at its other sockets
-# libzmq decodes frames smaller than its receive batch (ZMQ_IN_BATCH_SIZE, 8 KiB) in place,
-# in one buffer shared with the frames around them: a frame kept pins all of it (about
-# 18 KiB with its counters), and a node keeps a reply from each of its upstreams. Frames
-# under 33 bytes (msg_t's max_vsm_size) are copied into the message by libzmq itself.
-SHARED_BUFFER_BYTES = 8192
-INLINE_BYTES = 33
 
 SocketSetup = Callable[[zmq.Socket], None]
 
@@ -74,35 +68,8 @@ _EVENTS = (zmq.EVENT_CONNECT_DELAYED | zmq.EVENT_CONNECTED | zmq.EVENT_CONNECT_R
            | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
            | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
 _MECHANISM_MISMATCH = 0x11000002  # ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH
-_monitor_ids = itertools.count()
 _SOCKET_EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)
-_NOBLOCK, _SNDMORE = int(zmq.NOBLOCK), int(zmq.SNDMORE)
-
-
-def watch(sock: zmq.Socket, events: int) -> zmq.Socket:
-    """A PAIR socket that receives SOCK's monitor events (a fresh address each time:
-    pyzmq's own reuses one per descriptor, which collides when sockets come and go)."""
-    address = f"inproc://zdir-monitor-{next(_monitor_ids)}"
-    sock.monitor(address, events)
-    monitor = sock.context.socket(zmq.PAIR)
-    monitor.linger = 0
-    monitor.connect(address)
-    monitor.getsockopt(zmq.EVENTS)  # looked at once, so that poll_fd signals what comes
-    return monitor
-
-
-def poll_fd(sock: zmq.Socket) -> int:
-    """The descriptor to poll for a socket that is read until zmq.Again whenever it wakes
-    the poll (a monitor, the walks' "done" socket), instead of the socket itself.
-
-    A poll asks each ZeroMQ socket for its state on every pass (a system call, twice a
-    poll), which on a loop's quiet sockets costs more than the message it waits for; a
-    plain descriptor costs nothing. It is edge-triggered (ZMQ_FD): it signals news that
-    comes after the socket was found empty, so a reader must read until zmq.Again each
-    time it wakes, and once before it first polls (``watch`` does that for a monitor
-    it makes before the watched socket connects).
-    """
-    return sock.getsockopt(zmq.FD)
+_NOBLOCK = int(zmq.NOBLOCK)
 
 
 def heartbeat_ivl_ms(links: int) -> int:
@@ -114,38 +81,6 @@ def heartbeat_ivl_ms(links: int) -> int:
     250 links keep HEARTBEAT_IVL_MS; beyond, a frozen peer is noticed later.
     """
     return max(HEARTBEAT_IVL_MS, links * 1000 // HEARTBEATS_PER_S)
-
-
-def send_frames(sock: zmq.Socket, frames: Sequence[object], flags: int = 0) -> None:
-    """``send_multipart``, cheaper: plain int flags (its ``SNDMORE | flags`` on pyzmq's
-    enums costs more than sending a small frame). Frames of 64 KiB or more are not copied.
-
-    Raises zmq.Again (with NOBLOCK) only before the first frame: libzmq takes the rest
-    of a message whose first frame it took.
-    """
-    more = flags | _SNDMORE
-    for frame in frames[:-1]:
-        sock.send(frame, more, copy=False)
-    sock.send(frames[-1], flags, copy=False)
-
-
-def recv_frames(sock: zmq.Socket, flags: int = 0) -> List[bytes]:
-    """``recv_multipart``, cheaper: each frame says whether more follow, where
-    ``recv_multipart`` asks the socket (``RCVMORE``, a pyzmq enum lookup) per frame."""
-    frame = sock.recv(flags, copy=False)
-    frames = [frame.bytes]
-    while frame.more:
-        frame = sock.recv(flags, copy=False)
-        frames.append(frame.bytes)
-    return frames
-
-
-def own_memory(frame: zmq.Frame) -> zmq.Frame:
-    """``frame``, copied out of libzmq's shared receive buffer if it may be in one
-    (SHARED_BUFFER_BYTES): 1,000 upstreams' chunks of a few KiB pinned 18 MiB."""
-    if INLINE_BYTES <= len(frame) < SHARED_BUFFER_BYTES:
-        return zmq.Frame(frame.bytes)
-    return frame
 
 
 def tune(sock: zmq.Socket, heartbeat_ms: int = HEARTBEAT_IVL_MS) -> None:

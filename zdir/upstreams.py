@@ -12,7 +12,7 @@ import logging
 import os
 from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
-from . import ahead, config, protocol, reliable, tokens
+from . import ahead, chunkframes, config, protocol, reliable, tokens
 from .errors import ProtocolError, UsageError
 from .protocol import ErrorCode, SourceStatus, error_dict
 from .reliable import Call, Link
@@ -237,11 +237,11 @@ def _renamed(chunk: object, renamed: Dict[str, str]) -> object:
     """A chunk frame under its source's shown name (others, and garbage, pass as they are)."""
     frame = getattr(chunk, "bytes", chunk)  # a zmq.Frame, or bytes
     try:
-        source, _ = protocol.chunk_source(frame)  # type: ignore[arg-type]
+        source, _ = chunkframes.chunk_source(frame)  # type: ignore[arg-type]
     except ProtocolError:
         return chunk  # the client refuses it, as it would have
     shown = renamed.get(source)
-    return chunk if shown is None else protocol.renamed_chunk(frame, shown)  # type: ignore[arg-type]
+    return chunk if shown is None else chunkframes.renamed_chunk(frame, shown)  # type: ignore[arg-type]
 
 
 def sockets_needed(cfg: NodeConfig, upstreams: int) -> int:

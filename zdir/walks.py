@@ -28,7 +28,7 @@ from typing import Callable, Deque, Dict, List, Optional, OrderedDict, Tuple
 
 import zmq
 
-from . import protocol
+from . import chunkframes, protocol
 from .cache import ListingCache
 from .errors import ListingError
 from .cursors import Cursor, Page
@@ -79,7 +79,7 @@ class Walk:
         frames = self.frames[:]  # a list copy is atomic: the worker may be appending
         entries = self.counted
         if gathered is not None and taken == len(frames):  # else a chunk is on its way
-            frames.append(protocol.encode_chunk(name, gathered))
+            frames.append(chunkframes.encode_chunk(name, gathered))
             entries += len(gathered.names)
         if self.started is None:
             why = "no worker was free before the deadline (the node is busy)"
@@ -92,7 +92,7 @@ class Walk:
 
 
 def _top_directory(path: protocol.Name) -> str:
-    text = protocol.name_from_wire(path)
+    text = chunkframes.name_from_wire(path)
     return text.strip("/").split("/", 1)[0]
 
 
@@ -255,9 +255,9 @@ class Workers:
         name = self.name
         options = self.options(walk.request)
 
-        def encode(chunk: protocol.Chunk) -> bytes:
+        def encode(chunk: chunkframes.Chunk) -> bytes:
             walk.counted += len(chunk.names)
-            return protocol.encode_chunk(name, chunk)
+            return chunkframes.encode_chunk(name, chunk)
 
         try:
             listing = walk.listing = DirListing(self.root, walk.request.path, options)
@@ -299,9 +299,9 @@ class Workers:
         flush_at = started + request.page_ms / 1000.0 if request.page_ms else float("inf")
         name = self.name
 
-        def encode(chunk: protocol.Chunk) -> bytes:
+        def encode(chunk: chunkframes.Chunk) -> bytes:
             cursor.tail = (len(chunk.names), chunk.names[-1])
-            return protocol.encode_chunk(name, chunk)
+            return chunkframes.encode_chunk(name, chunk)
 
         try:
             if cursor.frames is None:  # the first page: open the listing

@@ -8,7 +8,8 @@ import pytest
 import zmq
 
 from zdir.exchange import Exchange
-from zdir.reliable import Call, Link, poll_fd
+from zdir.reliable import Call, Link
+from zdir.sockets import poll_fd
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -43,7 +44,7 @@ def test_a_connection_replaced_while_a_call_starts_is_polled_from_then_on(zmq_co
 
 
 def test_a_monitor_polled_by_its_descriptor_still_wakes_the_loop_after_a_look(zmq_context):
-    # Loops poll a link's monitor by its descriptor (reliable.poll_fd), which ZeroMQ
+    # Loops poll a link's monitor by its descriptor (sockets.poll_fd), which ZeroMQ
     # signals once per batch of news, not while news waits: whoever looks at the socket
     # (``start`` asks it for events) takes the signal. An event that comes after such
     # a look must still wake the poll, or a lost connection would be noticed only at

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 from conftest import unused_tcp_endpoint
 from zmtp import ZmtpPeer
-from zdir.reliable import (HEARTBEAT_IVL_MS, HEARTBEAT_TIMEOUT_MS, HEARTBEATS_PER_S,
-                           INLINE_BYTES, SHARED_BUFFER_BYTES, heartbeat_ivl_ms, own_memory)
+from zdir.reliable import HEARTBEAT_IVL_MS, HEARTBEAT_TIMEOUT_MS, HEARTBEATS_PER_S, heartbeat_ivl_ms
+from zdir.sockets import INLINE_BYTES, SHARED_BUFFER_BYTES, own_memory
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -17,9 +17,10 @@ import zmq
 
 from conftest import STOP_TIMEOUT, run_client
 from fleetsim import FleetSim, assign_modes
-from zdir import protocol
+from zdir import chunkframes, protocol
 from zdir.nodeset import expand, fold
-from zdir.protocol import Chunk, ReplyHeader, SourceStatus
+from zdir.chunkframes import Chunk
+from zdir.protocol import ReplyHeader, SourceStatus
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -73,9 +74,9 @@ class CannedNode:
                        for s in self.sources]
             return [protocol.encode_header(ReplyHeader(request.id, "ping", True,
                                                        sources=tuple(sources)))]
-        chunks = [protocol.encode_chunk(name, Chunk(names, "f" * len(names), [1] * len(names),
-                                                    [1.7e9] * len(names),
-                                                    [0o100644] * len(names)))
+        chunks = [chunkframes.encode_chunk(name, Chunk(names, "f" * len(names), [1] * len(names),
+                                                       [1.7e9] * len(names),
+                                                       [0o100644] * len(names)))
                   for name, names in self.listings.items() if names]
         sources = [s._replace(entries=len(self.listings.get(s.name, ()))) for s in self.sources]
         header = ReplyHeader(request.id, "list", True, sources=tuple(sources),

@@ -1,6 +1,6 @@
 """The fleet simulator (tests/fleetsim.py) against raw sockets: every mode does what it says.
 
-Replies are checked with zdir.protocol's decoder, so a simulator that drifted
+Replies are checked with zdir's own decoders (protocol, chunkframes), so a simulator that drifted
 from docs/protocol.md would fail here before it misled a fleet test.
 """
 
@@ -20,7 +20,7 @@ import zmq
 
 from conftest import clean_env
 from fleetsim import GARBAGE, FleetSim, assign_modes, node_names
-from zdir import protocol
+from zdir import chunkframes, protocol
 from zdir.config import read_upstreams
 from zdir.errors import RemoteProtocolError
 
@@ -65,7 +65,7 @@ def test_an_ok_node_lists_its_files_in_one_chunk(fleet, zmq_context):
     header, chunks = reply(ask(zmq_context, fleet.nodes[0].endpoint, deadline_ms=5000))
     assert header.ok and header.chunks == 1 and len(chunks) == 1
     assert [(s.name, s.ok, s.entries) for s in header.sources] == [("node0001", True, 5)]
-    source, chunk = protocol.decode_chunk(chunks[0])
+    source, chunk = chunkframes.decode_chunk(chunks[0])
     assert source == "node0001"
     assert chunk.names == ["f0000", "f0001", "f0002", "f0003", "f0004"]
     assert chunk.types == "fffff" and chunk.sizes == [0, 1, 2, 3, 4]
@@ -74,10 +74,10 @@ def test_an_ok_node_lists_its_files_in_one_chunk(fleet, zmq_context):
 def test_list_options_names_only_globs_and_other_paths(fleet, zmq_context):
     endpoint = fleet.nodes[0].endpoint
     _, chunks = reply(ask(zmq_context, endpoint, stat=False))
-    _, chunk = protocol.decode_chunk(chunks[0])
+    _, chunk = chunkframes.decode_chunk(chunks[0])
     assert chunk.sizes is chunk.mtimes is chunk.modes is None
     _, chunks = reply(ask(zmq_context, endpoint, glob=["f000[1-3]"], exclude=["f0002"]))
-    assert protocol.decode_chunk(chunks[0])[1].names == ["f0001", "f0003"]
+    assert chunkframes.decode_chunk(chunks[0])[1].names == ["f0001", "f0003"]
     header, chunks = reply(ask(zmq_context, endpoint, path="docs"))
     assert header.ok and not chunks and header.sources[0].code == "not_found"
 

@@ -13,7 +13,7 @@ import pytest
 import zmq
 
 from conftest import make_tree
-from zdir import protocol
+from zdir import chunkframes, protocol
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -174,7 +174,7 @@ def test_hidden_directories_are_not_walked_without_all(chain, dealer):
         request = {**GOOD, "recursive": True, "all": every, "id": os.urandom(8)}
         reply = ask(sock, [pack(request)])
         protocol.decode_reply(reply, request["id"])
-        chunks = [protocol.decode_chunk(frame)[1] for frame in reply[1:]]
+        chunks = [chunkframes.decode_chunk(frame)[1] for frame in reply[1:]]
         names.append(sorted(name for chunk in chunks for name in chunk.names))
     assert names[0] == ["own", "theirs"]
     assert names[1] == [".hidden", ".hidden/deep", "own", "theirs"]

@@ -21,7 +21,7 @@ from zdir import cache as cache_module
 from zdir import watch
 from zdir.cache import ListingCache
 from zdir.lister import DirListing, Options
-from zdir.protocol import decode_chunk, encode_chunk, name_from_wire
+from zdir.chunkframes import decode_chunk, encode_chunk, name_from_wire
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -31,7 +31,7 @@ MB = 1 << 20
 
 
 class Encoder:
-    """protocol.encode_chunk, counting its calls: none means the answer came from memory."""
+    """chunkframes.encode_chunk, counting its calls: none means the answer came from memory."""
 
     def __init__(self) -> None:
         self.calls = 0

@@ -17,7 +17,7 @@ from conftest import make_tree
 from zdir import watch
 from zdir.cache import Cached, ListingCache
 from zdir.lister import DirListing, Options, split_path
-from zdir.protocol import encode_chunk
+from zdir.chunkframes import encode_chunk
 
 pytestmark = [pytest.mark.timeout(60),
               pytest.mark.skipif(watch.Inotify.open() is None, reason="needs Linux inotify")]

@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from zdir import confine, globs, lister
 from zdir.errors import ListingError
 from zdir.lister import DirListing, Options
-from zdir.protocol import REFUSAL_CODES, name_from_wire
+from zdir.chunkframes import name_from_wire
+from zdir.protocol import REFUSAL_CODES
 
 pytestmark = [
     pytest.mark.timeout(120),

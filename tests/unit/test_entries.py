@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from zdir import jsonformat, longformat, output
 from zdir.entries import Entries, Entry
-from zdir.protocol import Chunk, SourceStatus
+from zdir.chunkframes import Chunk
+from zdir.protocol import SourceStatus
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -16,7 +16,7 @@ from conftest import make_tree
 from zdir import lister, namesort
 from zdir.errors import ListingError
 from zdir.lister import DirListing, Options, split_path
-from zdir.protocol import name_from_wire
+from zdir.chunkframes import name_from_wire
 
 pytestmark = pytest.mark.timeout(60)
 

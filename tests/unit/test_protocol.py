@@ -9,9 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from zdir import protocol
+from zdir import chunkframes, protocol
 from zdir.errors import LocalProtocolError, RemoteProtocolError
-from zdir.protocol import Chunk, ErrorCode, ReplyHeader, Request, SourceStatus
+from zdir.chunkframes import Chunk
+from zdir.protocol import ErrorCode, ReplyHeader, Request, SourceStatus
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -99,7 +100,7 @@ def test_chunk_round_trip(chunk_names, data):
     sizes = data.draw(st.none() | st.lists(st.none() | st.integers(0, 2**63 - 1),
                                            min_size=count, max_size=count))
     chunk = Chunk(chunk_names, types, sizes, None, None)
-    assert protocol.decode_chunk(protocol.encode_chunk("src", chunk)) == ("src", chunk)
+    assert chunkframes.decode_chunk(chunkframes.encode_chunk("src", chunk)) == ("src", chunk)
 
 
 @pytest.mark.parametrize("item", [
@@ -111,7 +112,7 @@ def test_chunk_round_trip(chunk_names, data):
 ])
 def test_bad_chunks_are_refused(item):
     with pytest.raises(RemoteProtocolError):
-        protocol.decode_chunk(msgpack.packb(item, use_bin_type=True))
+        chunkframes.decode_chunk(msgpack.packb(item, use_bin_type=True))
 
 
 def test_reply_round_trip_and_correlation():
@@ -121,7 +122,8 @@ def test_reply_round_trip_and_correlation():
                                                          protocol.error_dict("timeout", "slow"))),
         1,
     )
-    frames = [protocol.encode_header(header), protocol.encode_chunk("a", Chunk(["x", "y"], "ff"))]
+    frames = [protocol.encode_header(header),
+              chunkframes.encode_chunk("a", Chunk(["x", "y"], "ff"))]
     assert protocol.decode_reply(frames, b"id") == header
     with pytest.raises(RemoteProtocolError, match="stale"):
         protocol.decode_reply(frames, b"other")
@@ -145,17 +147,17 @@ def test_error_codes_are_stable_strings():
 
 @given(st.text())
 def test_valid_names_travel_as_text(name):
-    wire_name = protocol.name_to_wire(name)
-    assert protocol.name_from_wire(wire_name) == name
+    wire_name = chunkframes.name_to_wire(name)
+    assert chunkframes.name_from_wire(wire_name) == name
     msgpack.packb(wire_name, use_bin_type=True)
 
 
 @given(st.binary(max_size=64))
 def test_any_bytes_name_survives_exactly(raw):
     name = raw.decode("utf-8", "surrogateescape")  # as os.scandir gives it on POSIX
-    wire_name = protocol.name_to_wire(name)
+    wire_name = chunkframes.name_to_wire(name)
     packed = msgpack.unpackb(msgpack.packb(wire_name, use_bin_type=True), raw=False)
-    back = protocol.name_from_wire(packed)
+    back = chunkframes.name_from_wire(packed)
     assert back.encode("utf-8", "surrogateescape") == raw
     if os.name == "posix":
         assert os.fsencode(back) == raw

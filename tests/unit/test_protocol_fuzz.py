@@ -7,7 +7,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from zdir import protocol
+from zdir import chunkframes, protocol
 from zdir.errors import RemoteProtocolError
 from zdir.protocol import ErrorCode, Request
 
@@ -95,7 +95,7 @@ def test_mutated_valid_requests(request, data):
        st.binary(min_size=1, max_size=8))
 def test_reply_decoders_only_raise_remote_protocol_errors(frames, request_id):
     """A node relays its upstream's bytes: garbage from B must not crash A either."""
-    for decode in (protocol.decode_header, protocol.decode_chunk):
+    for decode in (protocol.decode_header, chunkframes.decode_chunk):
         try:
             decode(frames[0])
         except RemoteProtocolError:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import msgpack
 import pytest
 
-from zdir import protocol
+from zdir import chunkframes, protocol
 from zdir.errors import LocalProtocolError, RemoteProtocolError
-from zdir.protocol import Chunk, Request
+from zdir.chunkframes import Chunk
+from zdir.protocol import Request
 
 
 def test_targets_travel_only_when_asked():
@@ -29,20 +30,20 @@ def test_targets_must_be_a_boolean():
 
 
 def test_a_chunk_without_targets_keeps_six_items():
-    frame = protocol.encode_chunk("a", Chunk(["x"], "f"))
+    frame = chunkframes.encode_chunk("a", Chunk(["x"], "f"))
     assert len(msgpack.unpackb(frame, raw=False)) == 6
-    assert protocol.decode_chunk(frame) == ("a", Chunk(["x"], "f"))
+    assert chunkframes.decode_chunk(frame) == ("a", Chunk(["x"], "f"))
 
 
 def test_a_chunk_with_targets_round_trips():
     chunk = Chunk(["latest", "x", b"odd\xff"], "lfl", targets=["x", None, b"t\xff"])
-    frame = protocol.encode_chunk("a", chunk)
+    frame = chunkframes.encode_chunk("a", chunk)
     assert len(msgpack.unpackb(frame, raw=False)) == 7
-    assert protocol.decode_chunk(frame) == ("a", chunk)
+    assert chunkframes.decode_chunk(frame) == ("a", chunk)
 
 
 @pytest.mark.parametrize("targets", [["x"], "x", [1, None], {"a": 1}])
 def test_bad_targets_are_refused(targets):
     frame = protocol.pack(["a", ["x", "y"], "ff", None, None, None, targets])
     with pytest.raises(RemoteProtocolError, match="targets"):
-        protocol.decode_chunk(frame)
+        chunkframes.decode_chunk(frame)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from zdir import protocol
+from zdir import chunkframes, protocol
 from zdir.errors import RemoteProtocolError
 from zdir.sourcenames import SourceNames
 
@@ -36,15 +36,15 @@ def test_a_name_taken_even_with_its_endpoint_gets_a_counter_and_stays_short():
 
 
 def test_a_chunk_is_renamed_without_touching_its_entries():
-    chunk = protocol.Chunk(["a", b"b\xff"], "fd", [1, None], [2.5, None], [0o644, None])
-    frame = protocol.encode_chunk("server_b", chunk)
-    assert protocol.chunk_source(frame)[0] == "server_b"
-    renamed = protocol.renamed_chunk(frame, "server_b@10.0.0.2:5556")
-    assert protocol.decode_chunk(renamed) == ("server_b@10.0.0.2:5556",
-                                              protocol.decode_chunk(frame)[1])
+    chunk = chunkframes.Chunk(["a", b"b\xff"], "fd", [1, None], [2.5, None], [0o644, None])
+    frame = chunkframes.encode_chunk("server_b", chunk)
+    assert chunkframes.chunk_source(frame)[0] == "server_b"
+    renamed = chunkframes.renamed_chunk(frame, "server_b@10.0.0.2:5556")
+    assert chunkframes.decode_chunk(renamed) == ("server_b@10.0.0.2:5556",
+                                                 chunkframes.decode_chunk(frame)[1])
 
 
 @pytest.mark.parametrize("frame", [b"", b"\x93\xa1a", b"\x96\x01", b"\xc1"])
 def test_a_chunk_that_does_not_start_with_a_source_name_is_refused(frame):
     with pytest.raises(RemoteProtocolError):
-        protocol.chunk_source(frame)
+        chunkframes.chunk_source(frame)

@@ -11,7 +11,7 @@ from typing import List, NamedTuple
 from urllib.parse import quote_from_bytes, unquote_to_bytes
 
 from ..output import escape_name
-from ..protocol import name_from_wire, name_to_wire
+from ..chunkframes import name_from_wire, name_to_wire
 
 SAFE = b"-._~"  # with letters and digits: what the URL keeps as it is (RFC 3986 unreserved)
 
