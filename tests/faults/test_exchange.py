@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Tuple
 
 import pytest
 import zmq
@@ -14,17 +15,23 @@ from zdir.sockets import poll_fd
 pytestmark = pytest.mark.timeout(30)
 
 
+def peer_and_link(context: zmq.Context) -> Tuple[zmq.Socket, Exchange, Link]:
+    """A ROUTER peer on a free loopback port, and an exchange with one link to it."""
+    peer = context.socket(zmq.ROUTER)
+    peer.linger = 0
+    port = peer.bind_to_random_port("tcp://127.0.0.1")
+    exchange = Exchange()
+    link = Link(context, f"tcp://127.0.0.1:{port}", max_reply_bytes=1 << 20)
+    exchange.add(link)
+    return peer, exchange, link
+
+
 def test_a_connection_replaced_while_a_call_starts_is_polled_from_then_on(zmq_context):
     # The loop only learns of a new socket from ``Exchange.version``. A call started
     # just after its peer went (the disconnection still unread) makes the link open a
     # new connection inside ``start``; before the fix the loop kept polling the old,
     # closed sockets, and every later call waited for its deadline (tests/faults/test_load.py).
-    peer = zmq_context.socket(zmq.ROUTER)
-    peer.linger = 0
-    port = peer.bind_to_random_port("tcp://127.0.0.1")
-    exchange = Exchange()
-    link = Link(zmq_context, f"tcp://127.0.0.1:{port}", max_reply_bytes=1 << 20)
-    exchange.add(link)
+    peer, exchange, link = peer_and_link(zmq_context)
     try:
         deadline = time.monotonic() + 10
         while not link.up and time.monotonic() < deadline:
@@ -49,12 +56,7 @@ def test_a_monitor_polled_by_its_descriptor_still_wakes_the_loop_after_a_look(zm
     # (``start`` asks it for events) takes the signal. An event that comes after such
     # a look must still wake the poll, or a lost connection would be noticed only at
     # the deadline.
-    peer = zmq_context.socket(zmq.ROUTER)
-    peer.linger = 0
-    port = peer.bind_to_random_port("tcp://127.0.0.1")
-    exchange = Exchange()
-    link = Link(zmq_context, f"tcp://127.0.0.1:{port}", max_reply_bytes=1 << 20)
-    exchange.add(link)
+    peer, exchange, link = peer_and_link(zmq_context)
 
     def loop_once(timeout_ms: float) -> bool:
         """One turn of a loop over what ``by_socket`` says to poll; whether it woke."""
