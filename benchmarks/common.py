@@ -14,17 +14,18 @@ import socket
 import stat
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
+from uservenv import user_python
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 CACHE = HERE / ".cache"  # git-ignored: the test directories, peers' run files, results.json
 SHM = Path("/dev/shm")
-USER_VENV = CACHE / "user-venv"
+USER_VENV = CACHE / "user-venv"  # see uservenv.py
 BEFORE_COMMIT = "8d26bf8"  # issue 9's "before": the node before the one-loop rewrite
 BEFORE_TREE = Path("/tmp/zdir-before")  # git worktree add --detach /tmp/zdir-before 8d26bf8
 READY = re.compile(r"^(?P<name>\S+) listening on (?P<endpoint>\S+) root=")
@@ -36,35 +37,7 @@ FLEETSIM = REPO / "tests" / "fleetsim.py"
 SIM_NODES = 1000  # simulated nodes per simulator process (see fleet)
 
 
-def user_python() -> str:
-    """The Python a user's ``pip install zdir`` gives: a venv with pyzmq and msgpack alone.
-
-    The checkout's own .venv holds zdir as an editable install, whose import hook
-    (pathlib, urllib.parse, importlib.util at every start) adds about 20 ms to each
-    command; a user's wheel install has none. zdir itself comes from PYTHONPATH (the
-    tree under test, see ``child_env``). Built once, with the running pyzmq and
-    msgpack versions; without it (no package index) the running Python is used.
-    """
-    python = USER_VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-    if python.exists():
-        return str(python)
-    import msgpack
-    import zmq
-
-    wanted = [f"pyzmq=={zmq.__version__}", f"msgpack=={'.'.join(map(str, msgpack.version))}"]
-    try:
-        subprocess.run([sys.executable, "-m", "venv", str(USER_VENV)], check=True,
-                       capture_output=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", *wanted], check=True,
-                       capture_output=True)
-    except (OSError, subprocess.CalledProcessError) as exc:
-        shutil.rmtree(USER_VENV, ignore_errors=True)
-        print(f"note: no user venv ({exc}); zdir runs under {sys.executable}", file=sys.stderr)
-        return sys.executable
-    return str(python)
-
-
-PY = user_python()
+PY = user_python(USER_VENV)
 
 
 # -- the table --------------------------------------------------------------------------------

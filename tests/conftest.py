@@ -320,3 +320,13 @@ def zmtp_peer():
         yield peer
     finally:
         peer.close()
+
+
+@pytest.fixture(params=[True, False], ids=["dir-fd", "by-path"])
+def open_mode(request, monkeypatch):
+    """A lister test twice: with directory descriptors, and by path as on Windows."""
+    from zdir import lister
+
+    if request.param and not lister.USE_DIR_FD:
+        pytest.skip("this platform has no O_NOFOLLOW directory descriptors")
+    monkeypatch.setattr(lister, "USE_DIR_FD", request.param)
